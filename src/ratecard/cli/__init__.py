@@ -1,0 +1,64 @@
+"""The ``ratecard`` command line.
+
+Each module in this package adds its commands through ``register(app)``; this
+module discovers them, so a new domain adds a file and touches nothing else.
+Errors a user can cause (:class:`ratecard.errors.RatecardError`) are printed as
+one line on standard error with the error's exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+
+from ratecard.cli.common import console_err
+from ratecard.errors import RatecardError
+
+app = typer.Typer(
+    name="ratecard",
+    help="Meter, price, bill and simulate AI products, and see their margins.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _discover() -> None:
+    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if mod.name.startswith("_") or mod.name == "common":
+            continue
+        module = importlib.import_module(f"{__name__}.{mod.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+_discover()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except RatecardError as e:
+        console_err.print(f"error: {e}", markup=False, highlight=False)
+        return e.exit_code
+    except typer.Exit as e:
+        return e.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        console_err.print("aborted")
+        return 130
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+def entry() -> None:  # pragma: no cover - console script
+    sys.exit(main())
