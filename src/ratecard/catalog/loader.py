@@ -101,16 +101,24 @@ def read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
         raise CatalogInvalid([Problem(str(path), "", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise CatalogInvalid([Problem(str(path), "", f"cannot read: {e}")]) from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, name: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """Parse YAML once into data and a map from each path to its line number."""
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=_Loader)  # type: ignore[arg-type]
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
         raise CatalogInvalid(
-            [Problem(str(path), where, f"not valid YAML: {problem}; fix the syntax there")]
+            [Problem(name, where, f"not valid YAML: {problem}; fix the syntax there")]
         ) from None
+    finally:
+        loader.dispose()
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
         _lines(node, (), lines)
@@ -164,16 +172,7 @@ def load_catalog(path: str | Path) -> Catalog:
 
 def parse_catalog_text(text: str, name: str = "<catalog>") -> Catalog:
     """Validate catalog YAML given as text (the API's catalog apply)."""
-    try:
-        node = yaml.compose(text, Loader=_Loader)  # type: ignore[arg-type]
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        raise CatalogInvalid([Problem(name, where, f"not valid YAML: {e}")]) from None
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _lines(node, (), lines)
+    data, lines = parse_yaml(text, name)
     origin = {loc: (name, line) for loc, line in lines.items()}
     if not isinstance(data, dict):
         raise CatalogInvalid([Problem(name, "", "the catalog must be a mapping of sections")])

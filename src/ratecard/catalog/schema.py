@@ -294,6 +294,9 @@ class Charge(Strict):
             raise ValueError(f"a {self.model} charge needs a 'meter'")
         if self.included < 0:
             raise ValueError("included must not be negative")
+        if self.included and self.model in ("flat", "percentage", "cost_plus"):
+            hint = "use free_events" if self.model == "percentage" else "remove it"
+            raise ValueError(f"'included' does not apply to a {self.model} charge; {hint}")
         if self.prices_by is None:
             if self.prices is not None or self.default is not None:
                 raise ValueError("'prices' and 'default' need 'prices_by' (the group property)")
