@@ -206,8 +206,8 @@ MODEL_PARAMS: dict[str, set[str]] = {
     "flat": {"price", "once"},
     "per_unit": {"unit_price", "per"},
     "package": {"price", "size", "round"},
-    "graduated": {"tiers"},
-    "volume": {"tiers"},
+    "graduated": {"tiers", "per"},
+    "volume": {"tiers", "per"},
     "percentage": {"rate", "fixed_fee", "min_per_event", "max_per_event", "free_events"},
     "cost_plus": {"markup"},
 }

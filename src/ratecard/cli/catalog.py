@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ratecard.catalog import load_catalog
-from ratecard.catalog.schema import Catalog, Charge, Metered, Plan
+from ratecard.catalog.schema import Catalog, Charge, Metered, Plan, PriceParams, merge_params
 from ratecard.cli.common import JsonOpt, console, console_err, print_json
 from ratecard.errors import CatalogInvalid
 from ratecard.money import to_str
@@ -56,11 +57,12 @@ def describe_charge(c: Charge) -> str:
     """A one-line human description of a charge's price."""
     inc = f", {to_str(c.included)} included" if c.included else ""
     if c.prices_by:
-        parts = [f"{g}: {describe_params(c.model, p.model_dump(exclude_none=True))}"
-                 for g, p in (c.prices or {}).items()]
+        def one(p: PriceParams) -> str:
+            return describe_params(c.model, merge_params(c, p).model_dump(exclude_none=True))
+
+        parts = [f"{g}: {one(p)}" for g, p in (c.prices or {}).items()]
         if c.default:
-            default = c.default.model_dump(exclude_none=True)
-            parts.append(f"other: {describe_params(c.model, default)}")
+            parts.append(f"other: {one(c.default)}")
         return f"{c.model} by {c.prices_by}{inc}: " + "; ".join(parts)
     return describe_params(c.model, c.model_dump(exclude_none=True)) + inc
 
@@ -81,9 +83,9 @@ def describe_params(model: str, p: dict[str, object]) -> str:
         tiers = p.get("tiers") or []
         parts = []
         for t in tiers:  # type: ignore[attr-defined]
-            up = t["up_to"] if isinstance(t, dict) else t.up_to
-            price = t["unit_price"] if isinstance(t, dict) else t.unit_price
-            fee = t["flat_fee"] if isinstance(t, dict) else t.flat_fee
+            up = t.get("up_to") if isinstance(t, dict) else t.up_to
+            price = t.get("unit_price") if isinstance(t, dict) else t.unit_price
+            fee = t.get("flat_fee") if isinstance(t, dict) else t.flat_fee
             bound = f"≤{to_str(up)}" if up is not None else "above"
             parts.append(f"{bound}: {to_str(price)}" + (f" +{to_str(fee)}" if fee else ""))
         return f"{model} [" + ", ".join(parts) + "]"
@@ -120,7 +122,8 @@ def plan_table(catalog: Catalog, code: str, plan: Plan) -> Table:
         t.add_row("seats", f"{to_str(plan.seats.unit_price)} per seat"
                   + (f", {plan.seats.included} included" if plan.seats.included else ""))
     for c in plan.charges:
-        t.add_row(c.label + (f" ({c.meter})" if c.meter and c.name else ""), describe_charge(c))
+        item = c.label + (f" ({c.meter})" if c.meter and c.name else "")
+        t.add_row(Text(item), Text(describe_charge(c)))
     if plan.minimum:
         t.add_row("minimum spend", f"{to_str(plan.minimum)} per period")
     if plan.annual_discount:
@@ -128,7 +131,7 @@ def plan_table(catalog: Catalog, code: str, plan: Plan) -> Table:
     if plan.credits:
         t.add_row("credits", f"{to_str(plan.credits.grant)} per {plan.credits.per}")
     for k, v in plan.entitlements.items():
-        t.add_row(f"entitlement {k}", _entitlement(v))
+        t.add_row(f"entitlement {k}", Text(_entitlement(v)))
     return t
 
 

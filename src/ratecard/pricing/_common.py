@@ -13,12 +13,12 @@ def billable(quantity: Decimal, included: Decimal) -> Decimal:
 
 
 def n(value: Decimal) -> str:
-    """A quantity or price for labels (``1,000``; ``1.29``)."""
-    text = to_str(value)
-    if "." in text:
-        whole, frac = text.split(".")
-        return f"{int(whole):,}.{frac}" if whole.lstrip("-").isdigit() else text
-    return f"{int(text):,}"
+    """A quantity or price for labels, as written (``1,000``; ``0.70``; ``1,450.5``)."""
+    text = format(value, "f") if value.as_tuple().exponent <= 0 else to_str(value)  # type: ignore[operator]
+    whole, _, frac = text.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    body = f"{int(whole.lstrip('-')):,}"
+    return f"{sign}{body}.{frac}" if frac else f"{sign}{body}"
 
 
 def included_note(quantity: Decimal, included: Decimal) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from ratecard.catalog.schema import Tier
-from ratecard.money import ZERO
+from ratecard.money import ONE, ZERO
 from ratecard.pricing._common import billable, included_note, n
 from ratecard.pricing.types import Priced, Step
 
@@ -23,13 +23,18 @@ def tier_bounds(tiers: Sequence[Tier]) -> list[tuple[Decimal, Decimal | None]]:
 
 
 def price_graduated(
-    quantity: Decimal, *, tiers: Sequence[Tier], included: Decimal = Decimal(0)
+    quantity: Decimal,
+    *,
+    tiers: Sequence[Tier],
+    included: Decimal = Decimal(0),
+    per: Decimal = ONE,
 ) -> Priced:
     """Tier k covers ``(up_to[k-1], up_to[k]]`` (``up_to`` inclusive).
 
-    ``amount = Σ over tiers reached of (units in tier × unit_price + flat_fee)``. A tier
-    is reached when ``billable`` is above its lower bound; tier 1 is always reached, so
-    zero usage pays tier 1's flat fee.
+    ``amount = Σ over tiers reached of (units in tier / per × unit_price + flat_fee)``. A
+    tier is reached when ``billable`` is above its lower bound; tier 1 is always reached,
+    so zero usage pays tier 1's flat fee. ``per`` (default 1) prices tokens per million
+    while ``up_to`` stays in units.
     """
     b = billable(quantity, included)
     steps: list[Step] = []
@@ -39,7 +44,7 @@ def price_graduated(
             break
         top = b if hi is None else min(b, hi)
         units = max(ZERO, top - lo)
-        amount = units * t.unit_price + t.flat_fee
+        amount = units / per * t.unit_price + t.flat_fee
         total += amount
         span = f"{n(lo)}–{n(hi)}" if hi is not None else f"above {n(lo)}"
         steps.append(Step(f"tier {k + 1} ({span})", units, t.unit_price, amount, t.flat_fee))

@@ -219,6 +219,8 @@ def rate_plan(
         u = usage.get(charge.meter) if charge.meter else None
         lines.extend(rate_charge(charge, u, catalog=catalog, currency=currency,
                                  where=f"plans.{plan_code}.charges[{i}]"))
+    if plan.credits is not None and plan.credits.burn and ARREARS in include:
+        lines.append(credits_line(plan, usage, currency))
     subtotal = sum((ln.rounded for ln in lines), ZERO)
     total = subtotal
     if minimum and plan.minimum and ARREARS in include and subtotal < plan.minimum:
@@ -230,6 +232,46 @@ def rate_plan(
         total = subtotal + quantize(gap, currency)
     return Quote(plan=plan_code, currency=currency, lines=tuple(lines), subtotal=subtotal,
                  total=total)
+
+
+def credits_burned(plan: Plan, usage: UsageSnapshot) -> Decimal:
+    """Credits the period's usage burns: Σ over burn meters of quantity × credits per unit."""
+    assert plan.credits is not None
+    total = ZERO
+    for meter, rate in plan.credits.burn.items():
+        u = usage.get(meter)
+        if u is not None:
+            total += u.quantity * rate
+    return total
+
+
+def credits_line(
+    plan: Plan, usage: UsageSnapshot, currency: str, *, available: Decimal | None = None
+) -> Line:
+    """The credits the period burned, what the balance covered and the overage.
+
+    ``available`` is the wallet balance for the period; a quote assumes only this
+    period's grant (no rollover, no purchased packs), and says so in the line.
+    """
+    assert plan.credits is not None
+    pc = plan.credits
+    burned = credits_burned(plan, usage)
+    balance = pc.grant if available is None else available
+    covered = min(burned, balance)
+    over = burned - covered
+    blocked = pc.on_exhausted == "block"
+    unit = pc.overage_unit_price or ZERO
+    amount = ZERO if blocked else over * unit
+    label = f"Credits: {burned:,} burned, {covered:,} covered by the balance"
+    if over:
+        label += (f", {over:,} beyond it (blocked)" if blocked
+                  else f", {over:,} overage × {unit}")
+    return Line(kind="credits", label=label, amount=amount, rounded=quantize(amount, currency),
+                quantity=over, unit_price=None if blocked else unit, stream="usage",
+                details={"burned": burned, "balance": balance, "covered": covered,
+                         "overage_credits": over, "on_exhausted": pc.on_exhausted,
+                         "assumption": "balance = this period's grant only"
+                         if available is None else "balance from the wallet"})
 
 
 # ----------------------------------------------------------------------- costs for quotes

@@ -50,11 +50,13 @@ def _package(c: Charge, u: ChargeInput) -> Priced:
 
 
 def _graduated(c: Charge, u: ChargeInput) -> Priced:
-    return price_graduated(u.quantity, tiers=c.tiers or [], included=c.included)
+    return price_graduated(u.quantity, tiers=c.tiers or [], included=c.included,
+                           per=c.per or ONE)
 
 
 def _volume(c: Charge, u: ChargeInput) -> Priced:
-    return price_volume(u.quantity, tiers=c.tiers or [], included=c.included)
+    return price_volume(u.quantity, tiers=c.tiers or [], included=c.included,
+                        per=c.per or ONE)
 
 
 def _percentage(c: Charge, u: ChargeInput) -> Priced:

@@ -6,16 +6,21 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from ratecard.catalog.schema import Tier
+from ratecard.money import ONE
 from ratecard.pricing._common import billable, included_note, n
 from ratecard.pricing.graduated import tier_bounds
 from ratecard.pricing.types import Priced, Step
 
 
 def price_volume(
-    quantity: Decimal, *, tiers: Sequence[Tier], included: Decimal = Decimal(0)
+    quantity: Decimal,
+    *,
+    tiers: Sequence[Tier],
+    included: Decimal = Decimal(0),
+    per: Decimal = ONE,
 ) -> Priced:
     """The tier with ``lower < billable <= up_to`` (tier 1 for zero usage) gives
-    ``amount = billable × unit_price + flat_fee``.
+    ``amount = billable / per × unit_price + flat_fee``.
     """
     b = billable(quantity, included)
     bounds = tier_bounds(tiers)
@@ -25,7 +30,7 @@ def price_volume(
             index = k
             break
     t = tiers[index]
-    amount = b * t.unit_price + t.flat_fee
+    amount = b / per * t.unit_price + t.flat_fee
     lo, hi = bounds[index]
     span = f"{n(lo)}–{n(hi)}" if hi is not None else f"above {n(lo)}"
     label = f"{included_note(quantity, included)}{n(b)} × {n(t.unit_price)} (tier {index + 1})"
