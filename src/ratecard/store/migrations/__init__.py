@@ -1,0 +1,1 @@
+"""Alembic migrations of the transactional state (one branch per domain)."""

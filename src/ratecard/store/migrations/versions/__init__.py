@@ -1,0 +1,1 @@
+"""Alembic revision files (each domain's branch carries its own branch label)."""

@@ -1,0 +1,163 @@
+"""The transactional state: engines, sessions and migrations.
+
+SQLite in the workspace (``state.db``) by default; PostgreSQL when
+``RATECARD_DATABASE_URL`` says so (``postgresql+psycopg://user@host:5432/db``).
+
+* :func:`session_scope` opens a session on a workspace (or a URL), commits when the
+  block succeeds and rolls back when it raises. The schema is brought up to date
+  (Alembic ``upgrade heads``) the first time a process opens a database.
+* :func:`migrate` runs every Alembic branch to its head.
+
+SQLite runs in WAL mode with a busy timeout, and every transaction starts with
+``BEGIN IMMEDIATE``: writers queue instead of failing halfway, which makes the
+claim of an invoice period safe between two processes. PostgreSQL uses row locks
+(``SELECT ... FOR UPDATE``) for the same claims.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ratecard.errors import Unavailable
+from ratecard.workspace import Workspace
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+_factories: dict[str, sessionmaker[Session]] = {}
+_migrated: set[str] = set()
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def url_of(target: Workspace | str) -> str:
+    return target.database_url if isinstance(target, Workspace) else str(target)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # let SQLAlchemy's begin event issue BEGIN itself (pysqlite's own is deferred)
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def engine_for(url: str) -> Engine:
+    """One engine per URL per process."""
+    with _lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            return engine
+        if is_sqlite(url):
+            path = url.split(":///", 1)[1] if ":///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            _sqlite_setup(engine)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        _engines[url] = engine
+        _factories[url] = sessionmaker(bind=engine, expire_on_commit=False)
+        return engine
+
+
+def dispose(url: str | None = None) -> None:
+    """Close pooled connections (of one URL, or all): tests and forked workers call this."""
+    with _lock:
+        urls = [url] if url is not None else list(_engines)
+        for u in urls:
+            engine = _engines.pop(u, None)
+            _factories.pop(u, None)
+            _migrated.discard(u)
+            if engine is not None:
+                engine.dispose()
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", "ratecard.store:migrations")
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Run every Alembic branch to its head (``upgrade heads``)."""
+    from alembic import command
+
+    engine = engine_for(url)
+    cfg = alembic_config(url)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "heads")
+    except OperationalError as e:
+        raise Unavailable(f"cannot reach the state database: {e.orig}") from None
+    _migrated.add(url)
+
+
+def schema_is_current(url: str) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(url))
+    with engine_for(url).connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+        conn.rollback()
+    return current == set(script.get_heads())
+
+
+def ensure_schema(url: str) -> None:
+    """Migrate once per process per database when the schema is behind."""
+    if url in _migrated:
+        return
+    try:
+        current = schema_is_current(url)
+    except OperationalError as e:
+        raise Unavailable(f"cannot reach the state database: {e.orig}") from None
+    if not current:
+        migrate(url)
+    _migrated.add(url)
+
+
+def session_factory(target: Workspace | str) -> sessionmaker[Session]:
+    url = url_of(target)
+    engine_for(url)
+    ensure_schema(url)
+    return _factories[url]
+
+
+@contextmanager
+def session_scope(target: Workspace | str) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    factory = session_factory(target)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
