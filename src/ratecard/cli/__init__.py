@@ -41,7 +41,9 @@ _discover()
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result  # typer.Exit(code) is returned, not raised, outside standalone mode
     except RatecardError as e:
         console_err.print(f"error: {e}", markup=False, highlight=False)
         return e.exit_code
