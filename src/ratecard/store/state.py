@@ -16,6 +16,7 @@ claim of an invoice period safe between two processes. PostgreSQL uses row locks
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,15 +118,21 @@ def migrate(url: str) -> None:
     _migrated.add(url)
 
 
-def schema_is_current(url: str) -> bool:
-    from alembic.runtime.migration import MigrationContext
+@functools.cache
+def script_heads() -> frozenset[str]:
+    """The head revision of every branch the installed package ships."""
     from alembic.script import ScriptDirectory
 
-    script = ScriptDirectory.from_config(alembic_config(url))
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+def schema_is_current(url: str) -> bool:
+    from alembic.runtime.migration import MigrationContext
+
     with engine_for(url).connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
         conn.rollback()
-    return current == set(script.get_heads())
+    return current == set(script_heads())
 
 
 def ensure_schema(url: str) -> None:
