@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(result, int) and not isinstance(result, bool):
             return result  # typer.Exit(code) is returned, not raised, outside standalone mode
     except RatecardError as e:
-        console_err.print(f"error: {e}", markup=False, highlight=False)
+        console_err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         return e.exit_code
     except typer.Exit as e:
         return e.exit_code

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ratecard.catalog import load_catalog
+from ratecard.catalog import Catalog, load_catalog
 from ratecard.cli.common import JsonOpt, console, print_json
 from ratecard.errors import UsageInvalid
 from ratecard.metering.model import Event
@@ -72,7 +72,7 @@ def quote(
         assert events is not None
         from ratecard.metering.meters import usage_snapshot
 
-        evs = read_events_jsonl(events)
+        evs = read_events_jsonl(events, cat)
         snapshot = usage_snapshot(cat, evs)
     q = rate_plan(cat, plan, with_catalog_costs(cat, snapshot), seats=seats)
     if json:
@@ -81,12 +81,19 @@ def quote(
         print_quote(q)
 
 
-def read_events_jsonl(path: Path) -> list[Event]:
-    """Every event of a JSONL file; the first bad line stops the quote with its number."""
+def read_events_jsonl(path: Path, catalog: Catalog) -> list[Event]:
+    """Every event of a JSONL file; the first bad line stops the quote with its number.
+
+    A quote prices history, so no event is too old or too new here; the catalog's
+    property checks still apply (a string where a sum meter needs a number).
+    """
     import json as _json
+    from datetime import timedelta
 
     from ratecard.errors import RatecardError
-    from ratecard.metering.events import parse_event
+    from ratecard.metering.events import EventRules, parse_event
+
+    anytime = EventRules(late=timedelta(days=365 * 100), future=timedelta(days=365 * 100))
 
     out: list[Event] = []
     for lineno, raw in enumerate(_read(path).splitlines(), start=1):
@@ -97,7 +104,7 @@ def read_events_jsonl(path: Path) -> list[Event]:
         except _json.JSONDecodeError as e:
             raise UsageInvalid(f"{path}: line {lineno} is not JSON ({e.msg})") from None
         try:
-            out.append(parse_event(obj, line=lineno, check_age=False))
+            out.append(parse_event(obj, line=lineno, rules=anytime, checks=catalog))
         except RatecardError as e:
             raise UsageInvalid(f"{path}: line {lineno}: {e}") from None
     return out
