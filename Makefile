@@ -23,7 +23,7 @@ run: setup
 	$(BIN)/python scripts/demo.py
 
 lint: setup
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src tests scripts $(wildcard bench)
 
 test: setup system-deps lint
 	$(BIN)/python -m pytest
