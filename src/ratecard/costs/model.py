@@ -30,6 +30,12 @@ TOKEN_KINDS: tuple[str, ...] = (
 """The disjoint token kinds a request is priced by (``reasoning`` is a part of output)."""
 
 
+def dec_str(value: Decimal) -> str:
+    """An exact decimal string without exponent or trailing zeros (``2.000000`` → ``2``)."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
 class Unpriced(NotFound):
     """A model (or a token kind of it) has no price at a time: never a silent $0."""
 

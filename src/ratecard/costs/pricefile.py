@@ -41,9 +41,10 @@ from ratecard.costs.model import (
     PriceBook,
     PriceBookInvalid,
     TokenRates,
+    dec_str,
 )
 from ratecard.errors import InvalidAmount, InvalidInput, NotFound, TimeInvalid
-from ratecard.money import D, to_str
+from ratecard.money import D
 
 PRICEBOOK_FORMAT = "ratecard-pricebook"
 PRICEBOOK_VERSION = 1
@@ -88,7 +89,7 @@ def _price(value: Any, where: str) -> Decimal:
     except InvalidAmount as e:
         raise InvalidAmount(f"{where}: {e}") from None
     if result < 0:
-        raise InvalidAmount(f"{where}: price {to_str(result)} is negative; prices must be >= 0")
+        raise InvalidAmount(f"{where}: price {dec_str(result)} is negative; prices must be >= 0")
     return result
 
 
@@ -327,7 +328,7 @@ def merge_catalog_costs(book: PriceBook, costs: Costs) -> PriceBook:
 
 
 def _rates_out(r: TokenRates) -> dict[str, str]:
-    return {k: to_str(v.scaleb(6)) for k, v in r.given().items()}
+    return {k: dec_str(v.scaleb(6)) for k, v in r.given().items()}
 
 
 def _rates_in(obj: Mapping[str, Any], where: str) -> TokenRates:
@@ -361,14 +362,14 @@ def dump_pricebook(book: PriceBook) -> dict[str, Any]:
                 for t in p.long_context
             ]
         if p.per_request is not None:
-            doc["per_request"] = to_str(p.per_request)
+            doc["per_request"] = dec_str(p.per_request)
         if p.source and p.source != book.source:
             doc["source"] = p.source
         models.setdefault(p.model, []).append(doc)
     return {
         "format": PRICEBOOK_FORMAT, "version": PRICEBOOK_VERSION, "source": book.source,
         "unit": "USD per million tokens (per_request: USD per request)",
-        "meters": {m: to_str(c) for m, c in sorted(book.meter_costs.items())},
+        "meters": {m: dec_str(c) for m, c in sorted(book.meter_costs.items())},
         "models": models,
     }
 
@@ -490,15 +491,15 @@ def read_price_file(path: str | Path, *, valid_from: datetime | None = None) -> 
 
 
 def combine(older: PriceBook, newer: PriceBook, at: datetime) -> PriceBook:
-    """Prices from ``newer`` take over at ``at``: every open version of ``older`` for a
-    model ``newer`` prices (same provider and region) ends at ``at``.
+    """Prices from ``newer`` take over at ``at``: every version of ``older`` for a model
+    ``newer`` prices (any provider or region, as catalog overrides do) ends at ``at``.
 
     A version of ``older`` starting at or after ``at`` for such a model is dropped.
     """
-    keys = {p.key for p in newer.all_prices()}
+    named = set(newer.prices)
     kept: list[ModelPrice] = []
     for p in older.all_prices():
-        if p.key in keys:
+        if p.model in named:
             if p.valid_from is not None and p.valid_from >= at:
                 continue
             if p.valid_to is None or p.valid_to > at:
