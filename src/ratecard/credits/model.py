@@ -185,10 +185,11 @@ class CreditLine:
     ``kind`` is ``credits_applied`` (credits that covered usage; ``amount`` is 0
     since the usage is paid by credits, ``value`` is their cost basis) or
     ``credit_overage`` (credits beyond the balance billed at the plan's
-    ``overage_unit_price``: ``amount = quantity × unit_price``).
+    ``overage_unit_price``: ``amount = quantity × unit_price``) or
+    ``prepaid_applied`` (a prepaid balance paying an invoice: negative ``amount``).
     """
 
-    kind: Literal["credits_applied", "credit_overage"]
+    kind: Literal["credits_applied", "credit_overage", "prepaid_applied"]
     label: str
     quantity: Decimal
     unit_price: Decimal

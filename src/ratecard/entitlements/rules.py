@@ -256,6 +256,26 @@ def from_value(feature: str, value: Any, source: str = "") -> Entitlement:
     raise InvalidInput(f"entitlement {feature!r}: unsupported value {value!r}")
 
 
+def parse_value(feature: str, value: Any) -> Any:
+    """An entitlement value from JSON/YAML data (bool, int, text, list or a metered dict)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from ratecard.catalog.schema import EntitlementValue
+
+    try:
+        return TypeAdapter(EntitlementValue).validate_python(value)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in (
+            "metered", "boolean", "list", "number", "text"))
+        raise InvalidInput(
+            f"entitlement {feature!r}: {first.get('msg')}"
+            + (f" at {where}" if where else "")
+            + "; give true/false, a number, text, a list, or "
+            '{"meter": M, "limits": [{"limit": N, "window": "5h"}]}'
+        ) from None
+
+
 def active_override(overrides: Iterable[Override], feature: str, at: datetime) -> Override | None:
     """The override in force for ``feature`` at ``at``: the latest to start wins."""
     best: Override | None = None
