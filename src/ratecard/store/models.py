@@ -189,6 +189,7 @@ class PhaseRow(Base):
     plan_code: Mapped[str] = mapped_column(ForeignKey("plans.code"))
     plan_version: Mapped[int] = mapped_column(Integer)
     seats: Mapped[int] = mapped_column(Integer, default=1)
+    term: Mapped[str] = mapped_column(String(16))
     anchor: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(String(40), default="start")
 
@@ -199,11 +200,15 @@ class PhaseRow(Base):
 
 
 class InvoiceRow(Base):
-    """An invoice issued at one boundary of one subscription (unique: never twice)."""
+    """The invoice of one subscription at one billing boundary (``period_end``): never twice.
+
+    ``[period_start, period_end)`` is the period that ended (its usage is billed in
+    arrears); the in-advance fees on it cover the period that starts at ``period_end``.
+    """
 
     __tablename__ = "invoices"
     __table_args__ = (
-        UniqueConstraint("subscription_id", "period_start", name="uq_invoices_sub_period"),
+        UniqueConstraint("subscription_id", "period_end", name="uq_invoices_sub_period"),
         UniqueConstraint("series", "number", name="uq_invoices_number"),
         Index("ix_invoices_status", "status"),
     )
@@ -218,7 +223,7 @@ class InvoiceRow(Base):
     total: Mapped[Decimal] = mapped_column(Amount())
     series: Mapped[str] = mapped_column(String(32))
     number: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finalize_after: Mapped[datetime] = mapped_column(UTCDateTime())
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -111,7 +111,7 @@ def upgrade() -> None:
         sa.Column("total", Amount(), nullable=False),
         sa.Column("series", sa.String(length=32), nullable=False),
         sa.Column("number", sa.Integer(), nullable=True),
-        sa.Column("issued_at", UTCDateTime(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("finalize_after", UTCDateTime(), nullable=False),
         sa.Column("finalized_at", UTCDateTime(), nullable=True),
         sa.Column("paid_at", UTCDateTime(), nullable=True),
@@ -130,7 +130,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("series", "number", name="uq_invoices_number"),
-        sa.UniqueConstraint("subscription_id", "period_start", name="uq_invoices_sub_period"),
+        sa.UniqueConstraint("subscription_id", "period_end", name="uq_invoices_sub_period"),
     )
     with op.batch_alter_table("invoices", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_invoices_customer_id"), ["customer_id"], unique=False)
@@ -144,6 +144,7 @@ def upgrade() -> None:
         sa.Column("plan_code", sa.String(length=200), nullable=False),
         sa.Column("plan_version", sa.Integer(), nullable=False),
         sa.Column("seats", sa.Integer(), nullable=False),
+        sa.Column("term", sa.String(length=16), nullable=False),
         sa.Column("anchor", UTCDateTime(), nullable=False),
         sa.Column("reason", sa.String(length=40), nullable=False),
         sa.ForeignKeyConstraint(

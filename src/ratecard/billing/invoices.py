@@ -1,0 +1,707 @@
+"""Invoices (service): runs, re-rating drafts, finalization, voids, payments, credit notes.
+
+An invoice belongs to one subscription and one billing boundary (see
+:mod:`ratecard.billing.rules`); the pair is unique in the database, so no run, however
+repeated or concurrent, bills a boundary twice. Lifecycle::
+
+    draft ──(grace period over)──▶ finalized ──▶ paid
+      │  re-rated by every run          │
+      └──────────▶ void ◀───────────────┘      corrections: credit notes
+
+* A **draft** is re-rated by each run from the usage store (late events, voided
+  events and plan changes show up) until ``period end + grace_hours``.
+* **Finalizing** gives the next number of the series (``INV-000042``), under a row
+  lock, in the same transaction: numbers have no gaps. A finalized invoice never
+  changes; an attempt raises :class:`InvoiceFinalized` naming the credit-note route.
+* A **credit note** (``CN-000001``) corrects a finalized or paid invoice by an amount,
+  optionally against one line; credit notes never exceed what remains creditable.
+
+A run (:func:`run_invoices`) is a batch: it reads usage for every subscription due
+(in bulk: one aggregation per window and meter set), then bills subscriptions in
+chunks, each subscription inside a savepoint so one failure is reported and the run
+goes on; each chunk commits on its own, so a crash loses at most one chunk and a
+re-run completes it. Subscription rows are locked (``FOR UPDATE``) while billed and
+the number series is taken last in each chunk, so concurrent runs neither double
+bill nor deadlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, selectinload
+
+from ratecard.billing import repository as repo
+from ratecard.billing import rules
+from ratecard.billing.catalogs import current_catalog, plan_meters, rating_catalog
+from ratecard.billing.model import DraftLine, Subscription
+from ratecard.billing.subscriptions import PlanCache
+from ratecard.billing.usage import UsageSource, meters_key
+from ratecard.catalog.schema import Catalog, Meter, Plan
+from ratecard.clock import Window, iso, utc_now
+from ratecard.errors import Conflict, InvalidInput, InvoiceFinalized, RatecardError
+from ratecard.metering.model import UsageSnapshot
+from ratecard.money import ZERO, D, quantize, to_str
+from ratecard.pricing import with_catalog_costs
+from ratecard.store.models import (
+    CreditNoteRow,
+    CustomerRow,
+    InvoiceLineRow,
+    InvoiceRow,
+    SubscriptionRow,
+)
+
+DEFAULT_SERIES = "INV"
+CREDIT_SERIES = "CN"
+UsageKey = tuple[str, str, Window]  # customer, meters key, window
+
+
+@dataclass(frozen=True)
+class BillingSettings:
+    grace: timedelta = timedelta(hours=24)
+    series: str = DEFAULT_SERIES
+    credit_series: str = CREDIT_SERIES
+
+    @classmethod
+    def from_workspace(cls, ws: Any) -> BillingSettings:
+        hours = ws.setting("billing", "grace_hours", 24)
+        try:
+            grace = timedelta(hours=float(D(str(hours))))
+        except RatecardError:
+            raise InvalidInput(
+                f"ratecard.toml: [billing] grace_hours = {hours!r} is not a number of hours"
+            ) from None
+        if grace < timedelta(0):
+            raise InvalidInput("ratecard.toml: [billing] grace_hours must not be negative")
+        series = str(ws.setting("billing", "invoice_series", DEFAULT_SERIES))
+        credit = str(ws.setting("billing", "credit_note_series", CREDIT_SERIES))
+        return cls(grace=grace, series=series, credit_series=credit)
+
+
+# --------------------------------------------------------------------------- rating context
+
+
+class RatingContext:
+    """Plan versions, rating catalogs and meters, read once per run."""
+
+    def __init__(self, session: Session) -> None:
+        self.cache = PlanCache(session)
+        self.base: Catalog | None = current_catalog(session)
+        self._catalogs: dict[tuple[str, int], Catalog] = {}
+        self._meters: dict[tuple[str, int], tuple[str, dict[str, Meter]]] = {}
+
+    def rebind(self, session: Session) -> None:
+        self.cache.session = session
+
+    def plans_for(self, sub: Subscription) -> dict[tuple[str, int], Plan]:
+        return self.cache.plans_for(sub)
+
+    def catalog(self, key: tuple[str, int]) -> Catalog:
+        cat = self._catalogs.get(key)
+        if cat is None:
+            cat = rating_catalog(self.cache.version(*key), self.base)
+            self._catalogs[key] = cat
+        return cat
+
+    def meters(self, key: tuple[str, int]) -> tuple[str, dict[str, Meter]]:
+        hit = self._meters.get(key)
+        if hit is None:
+            cat = self.catalog(key)
+            plan = cat.plans[key[0]]
+            ms = {m: cat.meters[m] for m in sorted(plan_meters(plan)) if m in cat.meters}
+            hit = (meters_key(ms), ms)
+            self._meters[key] = hit
+        return hit
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class Due:
+    """One boundary to (re-)rate: its plan and the existing invoice, if any."""
+
+    boundary: datetime
+    prev: datetime | None
+    plan: rules.InvoicePlan
+
+
+def due_boundaries(
+    session: Session, sub: Subscription, ctx: RatingContext, at: datetime
+) -> tuple[list[Due], list[InvoiceRow]]:
+    """Boundaries up to ``at`` that are not closed, and the drafts no longer due."""
+    plans = ctx.plans_for(sub)
+    closed = repo.last_closed_boundary(session, sub.id)
+    bs = rules.boundaries(sub, plans, at, after=closed)
+    dues: list[Due] = []
+    prev = closed if closed is not None else None
+    if prev is None and bs and bs[0] != sub.paid_start:
+        prev = rules.previous_boundary(sub, plans, bs[0])
+    for b in bs:
+        dues.append(Due(b, prev, rules.plan_invoice(sub, plans, b, prev)))
+        prev = b
+    wanted = {d.boundary for d in dues}
+    drafts = session.scalars(
+        select(InvoiceRow).where(InvoiceRow.subscription_id == sub.id,
+                                 InvoiceRow.status == "draft")
+    ).all()
+    stale = [d for d in drafts if d.period_end not in wanted]
+    return dues, stale
+
+
+def usage_requests(
+    sub: Subscription, dues: Sequence[Due], ctx: RatingContext
+) -> list[tuple[UsageKey, dict[str, Meter]]]:
+    out = []
+    for d in dues:
+        for seg in d.plan.segments:
+            key = (seg.phase.plan_code, seg.phase.plan_version)
+            mk, ms = ctx.meters(key)
+            if ms:
+                out.append(((sub.customer, mk, seg.window), ms))
+    return out
+
+
+def fetch_usage(
+    source: UsageSource, requests: Sequence[tuple[UsageKey, dict[str, Meter]]]
+) -> dict[UsageKey, UsageSnapshot]:
+    """One aggregation per (meter set, window) for all the customers that need it."""
+    batches: dict[tuple[str, Window], tuple[dict[str, Meter], set[str]]] = {}
+    for (customer, mk, window), ms in requests:
+        batches.setdefault((mk, window), (ms, set()))[1].add(customer)
+    out: dict[UsageKey, UsageSnapshot] = {}
+    for (mk, window), (ms, customers) in batches.items():
+        got = source.usage(sorted(customers), ms, window)
+        for c in customers:
+            out[(c, mk, window)] = got.get(c, {})
+    return out
+
+
+# --------------------------------------------------------------------------- billing
+
+
+@dataclass
+class SubOutcome:
+    created: list[int] = field(default_factory=list)
+    rerated: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    removed: int = 0
+    ready: list[int] = field(default_factory=list)  # drafts whose grace period is over
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return to_str(v)
+    if isinstance(v, datetime):
+        return iso(v)
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple | set | frozenset):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "as_dict"):
+        return _jsonable(v.as_dict())
+    return v
+
+
+def _digest(lines: Sequence[DraftLine]) -> str:
+    text = json.dumps([_jsonable(ln.key()) for ln in lines], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _line_rows(lines: Sequence[DraftLine]) -> list[InvoiceLineRow]:
+    return [
+        InvoiceLineRow(
+            position=i + 1, kind=ln.kind, description=ln.description, quantity=ln.quantity,
+            unit_price=ln.unit_price, amount=ln.amount, precise=ln.precise,
+            period_start=ln.period.start, period_end=ln.period.end, plan_code=ln.plan_code,
+            plan_version=ln.plan_version, meter=ln.meter, group_key=ln.group,
+            stream=ln.stream, details=_jsonable(ln.details),
+        )
+        for i, ln in enumerate(lines)
+    ]
+
+
+def rate_due(
+    sub: Subscription,
+    due: Due,
+    ctx: RatingContext,
+    usage: Mapping[UsageKey, UsageSnapshot],
+    source: UsageSource | None,
+) -> list[DraftLine]:
+    """The lines of one boundary's invoice (usage read from ``usage``, else ``source``)."""
+    snaps: dict[tuple[tuple[str, int], Window], UsageSnapshot] = {}
+    for seg in due.plan.segments:
+        key = (seg.phase.plan_code, seg.phase.plan_version)
+        mk, ms = ctx.meters(key)
+        ukey = (sub.customer, mk, seg.window)
+        if ukey in usage:
+            snap = usage[ukey]
+        elif source is not None and ms:
+            snap = source.usage([sub.customer], ms, seg.window).get(sub.customer, {})
+        else:
+            snap = {}
+        snaps[(key, seg.window)] = with_catalog_costs(ctx.catalog(key), snap)
+    plans = ctx.plans_for(sub)
+    catalogs = {k: ctx.catalog(k) for k in plans}
+    return rules.assemble(due.plan, plans, catalogs, snaps, sub.currency, sub.timezone)
+
+
+def bill_subscription(
+    session: Session,
+    sub_id: int,
+    at: datetime,
+    *,
+    source: UsageSource | None,
+    settings: BillingSettings,
+    ctx: RatingContext | None = None,
+    usage: Mapping[UsageKey, UsageSnapshot] | None = None,
+) -> SubOutcome:
+    """Create or re-rate the invoices of one subscription up to ``at``.
+
+    Locks the subscription row first. Does not finalize: the caller passes
+    ``outcome.ready`` to :func:`finalize_ready` (after every row lock it takes).
+    """
+    ctx = ctx or RatingContext(session)
+    sub = repo.load_subscription(session, sub_id, lock=True)
+    dues, stale = due_boundaries(session, sub, ctx, at)
+    out = SubOutcome()
+    for row in stale:
+        session.delete(row)
+        out.removed += 1
+    existing = {r.period_end: r for r in session.scalars(
+        select(InvoiceRow).where(InvoiceRow.subscription_id == sub.id)
+        .options(selectinload(InvoiceRow.lines))
+    )}
+    fetched = usage or {}
+    now = utc_now()
+    for due in dues:
+        lines = rules_lines = rate_due(sub, due, ctx, fetched, source)
+        digest = _digest(rules_lines)
+        total = rules.invoice_total(lines)
+        row = existing.get(due.boundary)
+        if row is None:
+            if not lines:
+                continue
+            row = InvoiceRow(
+                subscription_id=sub.id, customer_id=_customer_id(session, sub),
+                period_start=due.plan.period.start, period_end=due.boundary, status="draft",
+                currency=sub.currency, total=total, series=settings.series, number=None,
+                created_at=now, finalize_after=due.boundary + settings.grace,
+                rated_at=now, rating_digest=digest, notes=[],
+            )
+            row.lines = _line_rows(lines)
+            session.add(row)
+            session.flush()
+            out.created.append(row.id)
+        elif row.status != "draft":
+            continue
+        elif not lines:
+            session.delete(row)
+            out.removed += 1
+            continue
+        else:
+            row.finalize_after = due.boundary + settings.grace
+            if row.rating_digest != digest or row.period_start != due.plan.period.start:
+                notes = list(row.notes or [])
+                notes.append({"at": iso(now), "event": "re-rated",
+                              "old_total": to_str(row.total), "new_total": to_str(total)})
+                row.lines = _line_rows(lines)
+                row.total = total
+                row.period_start = due.plan.period.start
+                row.rating_digest = digest
+                row.notes = notes
+                out.rerated.append(row.id)
+            else:
+                out.unchanged.append(row.id)
+            row.rated_at = now
+        if row.finalize_after <= at:
+            out.ready.append(row.id)
+    srow = session.get(SubscriptionRow, sub.id)
+    if srow is not None and dues:
+        last = dues[-1].boundary
+        if srow.billed_through is None or last > srow.billed_through:
+            srow.billed_through = last
+    session.flush()
+    return out
+
+
+def _customer_id(session: Session, sub: Subscription) -> int:
+    srow = session.get(SubscriptionRow, sub.id)
+    assert srow is not None
+    return srow.customer_id
+
+
+def finalize_ready(session: Session, invoice_ids: Sequence[int], at: datetime) -> list[int]:
+    """Finalize drafts in boundary order, numbering each from its series (no gaps)."""
+    if not invoice_ids:
+        return []
+    rows = session.scalars(
+        select(InvoiceRow).where(InvoiceRow.id.in_(list(invoice_ids)))
+        .order_by(InvoiceRow.period_end, InvoiceRow.id)
+    ).all()
+    done = []
+    for row in rows:
+        if row.status != "draft":
+            continue
+        row.number = repo.next_number(session, row.series)
+        row.status = "finalized"
+        row.finalized_at = at
+        done.append(row.id)
+    session.flush()
+    return done
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class RunError:
+    subscription: int
+    customer: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"subscription": self.subscription, "customer": self.customer,
+                "error": self.message}
+
+
+@dataclass
+class RunReport:
+    at: datetime
+    subscriptions: int = 0
+    created: int = 0
+    rerated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    finalized: int = 0
+    errors: list[RunError] = field(default_factory=list)
+    invoices: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "subscriptions": self.subscriptions,
+            "created": self.created,
+            "rerated": self.rerated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "finalized": self.finalized,
+            "errors": [e.as_dict() for e in self.errors],
+        }
+
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+def _candidates(session: Session, at: datetime, customer: str | None) -> list[int]:
+    stmt = select(SubscriptionRow.id).where(SubscriptionRow.started_at <= at)
+    if customer is not None:
+        cid = repo.customer_row(session, customer).id
+        stmt = stmt.where(SubscriptionRow.customer_id == cid)
+    ids = set(session.scalars(stmt))
+    # ended and fully billed subscriptions without drafts have nothing left to do
+    done = session.scalars(
+        select(SubscriptionRow.id).where(
+            SubscriptionRow.ends_at.is_not(None),
+            SubscriptionRow.billed_through.is_not(None),
+            SubscriptionRow.billed_through >= SubscriptionRow.ends_at,
+        )
+    )
+    drafts = set(session.scalars(
+        select(InvoiceRow.subscription_id).where(InvoiceRow.status == "draft")
+    ))
+    return sorted(ids - (set(done) - drafts))
+
+
+def run_invoices(
+    open_session: SessionFactory,
+    at: datetime,
+    source: UsageSource,
+    *,
+    settings: BillingSettings | None = None,
+    customer: str | None = None,
+    chunk: int = 200,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> RunReport:
+    """Bill every subscription due by ``at`` (see the module docstring)."""
+    settings = settings or BillingSettings()
+    report = RunReport(at=at)
+    with open_session() as session:
+        ids = _candidates(session, at, customer)
+        ctx = RatingContext(session)
+        subs = repo.subscriptions_by_ids(session, ids)
+        requests: list[tuple[UsageKey, dict[str, Meter]]] = []
+        for sid in ids:
+            try:
+                dues, _ = due_boundaries(session, subs[sid], ctx, at)
+                requests.extend(usage_requests(subs[sid], dues, ctx))
+            except RatecardError:
+                continue  # reported when billed
+    report.subscriptions = len(ids)
+    if on_total is not None:
+        on_total(len(ids))
+    usage = fetch_usage(source, requests)
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        _run_chunk(open_session, part, subs, at, source, settings, ctx, usage, report)
+        if progress is not None:
+            progress(len(part))
+    return report
+
+
+def _run_chunk(
+    open_session: SessionFactory,
+    part: Sequence[int],
+    subs: Mapping[int, Subscription],
+    at: datetime,
+    source: UsageSource,
+    settings: BillingSettings,
+    ctx: RatingContext,
+    usage: Mapping[UsageKey, UsageSnapshot],
+    report: RunReport,
+) -> None:
+    ready: list[int] = []
+    counts = SubOutcome()
+    with open_session() as session:
+        ctx.rebind(session)
+        for sid in part:
+            try:
+                with session.begin_nested():
+                    out = bill_subscription(session, sid, at, source=source, settings=settings,
+                                            ctx=ctx, usage=usage)
+            except (RatecardError, IntegrityError, OperationalError, ArithmeticError) as e:
+                sub = subs.get(sid)
+                msg = str(e) if isinstance(e, RatecardError) else _db_message(e)
+                report.errors.append(RunError(sid, sub.customer if sub else "?", msg))
+                continue
+            ready.extend(out.ready)
+            counts.created.extend(out.created)
+            counts.rerated.extend(out.rerated)
+            counts.unchanged.extend(out.unchanged)
+            counts.removed += out.removed
+        finalized = finalize_ready(session, ready, at)
+    report.created += len(counts.created)
+    report.rerated += len(counts.rerated)
+    report.unchanged += len(counts.unchanged)
+    report.removed += counts.removed
+    report.finalized += len(finalized)
+    report.invoices.extend(counts.created)
+
+
+def _db_message(e: Exception) -> str:
+    if isinstance(e, IntegrityError):
+        return ("another run billed this subscription at the same time; nothing was doubled "
+                "(run again to re-rate)")
+    if isinstance(e, OperationalError):
+        return f"database busy or unreachable: {getattr(e, 'orig', e)}; run again"
+    return f"{type(e).__name__}: {e}"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def invoice_number(row: InvoiceRow) -> str | None:
+    return repo.format_number(row.series, row.number)
+
+
+def credited_total(session: Session, invoice_id: int) -> Decimal:
+    return sum((cn.total for cn in repo.credit_notes_of(session, invoice_id)), ZERO)
+
+
+def invoice_view(session: Session, row: InvoiceRow) -> dict[str, Any]:
+    """The invoice as plain data (amounts as decimal strings)."""
+    cust = session.get(CustomerRow, row.customer_id)
+    assert cust is not None
+    notes = repo.credit_notes_of(session, row.id)
+    return {
+        "id": row.id,
+        "number": invoice_number(row),
+        "customer": cust.external_id,
+        "customer_name": cust.name,
+        "customer_email": cust.email,
+        "subscription": row.subscription_id,
+        "status": row.status,
+        "period_start": iso(row.period_start),
+        "period_end": iso(row.period_end),
+        "currency": row.currency,
+        "lines": [
+            {
+                "position": ln.position,
+                "kind": ln.kind,
+                "description": ln.description,
+                "quantity": to_str(ln.quantity),
+                "unit_price": None if ln.unit_price is None else to_str(ln.unit_price),
+                "amount": format(ln.amount, "f"),
+                "precise_amount": to_str(ln.precise),
+                "period_start": iso(ln.period_start),
+                "period_end": iso(ln.period_end),
+                "plan": ln.plan_code,
+                "plan_version": ln.plan_version,
+                "meter": ln.meter,
+                "group": ln.group_key,
+                "details": ln.details,
+            }
+            for ln in row.lines
+        ],
+        "total": format(row.total, "f"),
+        "credited": format(quantize(sum((n.total for n in notes), ZERO), row.currency), "f"),
+        "credit_notes": [credit_note_view(n) for n in notes],
+        "created_at": iso(row.created_at),
+        "finalize_after": iso(row.finalize_after),
+        "finalized_at": iso(row.finalized_at) if row.finalized_at else None,
+        "paid_at": iso(row.paid_at) if row.paid_at else None,
+        "voided_at": iso(row.voided_at) if row.voided_at else None,
+        "void_reason": row.void_reason,
+        "notes": row.notes or [],
+    }
+
+
+def credit_note_view(n: CreditNoteRow) -> dict[str, Any]:
+    return {
+        "number": repo.format_number(n.series, n.number),
+        "invoice_id": n.invoice_id,
+        "currency": n.currency,
+        "total": format(n.total, "f"),
+        "reason": n.reason,
+        "issued_at": iso(n.issued_at),
+        "lines": n.lines,
+    }
+
+
+def get_invoice(session: Session, ref: str | int) -> dict[str, Any]:
+    return invoice_view(session, repo.invoice_row(session, ref))
+
+
+def list_invoices(
+    session: Session, *, customer: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    stmt = select(InvoiceRow).options(selectinload(InvoiceRow.lines)).order_by(
+        InvoiceRow.period_end, InvoiceRow.id)
+    if customer is not None:
+        stmt = stmt.where(InvoiceRow.customer_id == repo.customer_row(session, customer).id)
+    if status is not None:
+        stmt = stmt.where(InvoiceRow.status == status)
+    return [invoice_view(session, r) for r in session.scalars(stmt)]
+
+
+def iter_invoice_rows(session: Session) -> Iterator[InvoiceRow]:
+    yield from session.scalars(select(InvoiceRow).order_by(InvoiceRow.id))
+
+
+# --------------------------------------------------------------------------- changes
+
+
+def _name(row: InvoiceRow) -> str:
+    return invoice_number(row) or f"draft {row.id}"
+
+
+def finalize_invoice(session: Session, ref: str | int, at: datetime | None = None) -> InvoiceRow:
+    """Finalize a draft now, before its grace period ends."""
+    row = repo.invoice_row(session, ref, lock=True)
+    if row.status != "draft":
+        raise InvoiceFinalized(f"invoice {_name(row)} is already {row.status}")
+    finalize_ready(session, [row.id], at or utc_now())
+    session.refresh(row)
+    return row
+
+
+def void_invoice(session: Session, ref: str | int, reason: str = "",
+                 at: datetime | None = None) -> InvoiceRow:
+    """Void a draft or finalized invoice (it keeps its number; the period stays unbilled)."""
+    row = repo.invoice_row(session, ref, lock=True)
+    if row.status == "void":
+        raise Conflict(f"invoice {_name(row)} is already void")
+    if row.status == "paid":
+        raise Conflict(f"invoice {_name(row)} is paid; refund it with a credit note: "
+                       f"`ratecard invoices credit {_name(row)} --reason TEXT`")
+    if credited_total(session, row.id):
+        raise Conflict(f"invoice {_name(row)} has credit notes; credit the rest instead")
+    row.status = "void"
+    row.voided_at = at or utc_now()
+    row.void_reason = reason
+    session.flush()
+    return row
+
+
+def mark_paid(session: Session, ref: str | int, at: datetime | None = None) -> InvoiceRow:
+    row = repo.invoice_row(session, ref, lock=True)
+    if row.status != "finalized":
+        raise Conflict(f"invoice {_name(row)} is {row.status}; only a finalized invoice can "
+                       "be marked paid")
+    row.status = "paid"
+    row.paid_at = at or utc_now()
+    session.flush()
+    return row
+
+
+def ensure_mutable(row: InvoiceRow) -> None:
+    """Refuse any change to an invoice that is no longer a draft."""
+    if row.status != "draft":
+        repo._refuse(row)
+
+
+def create_credit_note(
+    session: Session,
+    ref: str | int,
+    *,
+    amount: Decimal | None = None,
+    line: int | None = None,
+    reason: str = "",
+    settings: BillingSettings | None = None,
+    at: datetime | None = None,
+) -> CreditNoteRow:
+    """Credit a finalized (or paid) invoice: all that remains, an amount, or one line."""
+    settings = settings or BillingSettings()
+    row = repo.invoice_row(session, ref, lock=True)
+    if row.status == "draft":
+        raise Conflict(f"invoice {_name(row)} is a draft: it is re-rated until it is "
+                       "finalized; credit notes correct finalized invoices")
+    if row.status == "void":
+        raise Conflict(f"invoice {_name(row)} is void; there is nothing to credit")
+    already = credited_total(session, row.id)
+    remaining = row.total - already
+    target_line = None
+    if line is not None:
+        target_line = next((ln for ln in row.lines if ln.position == line), None)
+        if target_line is None:
+            raise InvalidInput(f"invoice {_name(row)} has no line {line}; lines 1 to "
+                               f"{len(row.lines)}")
+        line_credited = sum(
+            (D(x["amount"]) for n in repo.credit_notes_of(session, row.id) for x in n.lines
+             if x.get("line") == line), ZERO)
+        remaining = min(remaining, target_line.amount - line_credited)
+    value = quantize(amount, row.currency) if amount is not None else remaining
+    if amount is not None and value != amount:
+        raise InvalidInput(f"amount {amount} has more decimals than {row.currency} allows")
+    if value <= 0:
+        raise InvalidInput(
+            f"nothing to credit: invoice {_name(row)} has {to_str(remaining)} {row.currency} "
+            "left to credit" if amount is None else "a credit note amount must be positive")
+    if value > remaining:
+        raise InvalidInput(
+            f"{to_str(value)} {row.currency} is more than the {to_str(remaining)} left to "
+            f"credit on invoice {_name(row)}" + (f" line {line}" if line else "")
+        )
+    number = repo.next_number(session, settings.credit_series)
+    lines = [{"line": line, "description": target_line.description if target_line else
+              f"Credit on invoice {_name(row)}", "amount": format(value, "f")}]
+    note = CreditNoteRow(invoice_id=row.id, series=settings.credit_series, number=number,
+                         currency=row.currency, total=value, reason=reason,
+                         issued_at=at or utc_now(), lines=lines)
+    session.add(note)
+    session.flush()
+    return note
+
+
+def subscription_invoices(session: Session, sub_id: int) -> list[InvoiceRow]:
+    return repo.invoice_rows_of(session, sub_id)
