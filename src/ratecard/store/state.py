@@ -119,20 +119,51 @@ def migrate(url: str) -> None:
 
 
 @functools.cache
-def script_heads() -> frozenset[str]:
-    """The head revision of every branch the installed package ships."""
+def _script() -> Any:
     from alembic.script import ScriptDirectory
 
-    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def script_heads() -> frozenset[str]:
+    """The head revision of every branch the installed package ships."""
+    return frozenset(_script().get_heads())
+
+
+def _with_ancestors(revisions: set[str]) -> set[str]:
+    """The revisions and all they build on (down revisions and ``depends_on``)."""
+    script = _script()
+    seen: set[str] = set()
+    todo = list(revisions)
+    while todo:
+        rid = todo.pop()
+        if rid in seen:
+            continue
+        rev = script.get_revision(rid)
+        if rev is None:
+            continue
+        seen.add(rev.revision)
+        for attr in (rev.down_revision, rev.dependencies):
+            if attr is None:
+                continue
+            todo.extend([attr] if isinstance(attr, str) else list(attr))
+    return seen
 
 
 def schema_is_current(url: str) -> bool:
+    """Every branch head of the package is applied (Alembic keeps only the tips)."""
     from alembic.runtime.migration import MigrationContext
 
     with engine_for(url).connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
         conn.rollback()
-    return current == set(script_heads())
+    if not current:
+        return False
+    try:
+        applied = _with_ancestors(current)
+    except Exception:  # an unknown revision in the database: let migrate() report it
+        return False
+    return script_heads() <= applied
 
 
 def ensure_schema(url: str) -> None:
