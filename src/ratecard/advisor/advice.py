@@ -148,6 +148,7 @@ def tier_design(answers: Answers) -> TierDesign:
 def advise(answers: Answers) -> Advice:
     """Every decision for ``answers``; the catalog only when ``expected_volume`` is known."""
     arch = find_archetype(answers.product_type)
+    design = tier_design(answers)   # validates the knobs even when no catalog is made
     decision = choose_charge_metric(
         outcome_measurable=answers.outcome_measurable,
         outcome_attributable=answers.outcome_attributable,
@@ -155,7 +156,6 @@ def advise(answers: Answers) -> Advice:
     )
     unit = choose_billing_unit(decision.metric, technical_buyer=answers.technical_buyer,
                                multiple_task_types=answers.multiple_task_types)
-    design = tier_design(answers)   # validates the knobs even when no catalog is made
     price = price_range(
         human_equivalent_cost=answers.human_equivalent_cost,
         cost_per_task=answers.cost_per_task,

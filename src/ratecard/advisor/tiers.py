@@ -321,8 +321,11 @@ def _per(price: Decimal) -> tuple[Decimal, int]:
 
 
 def _num(value: Decimal | int) -> str | int:
+    """Whole amounts as YAML integers, others as exact decimal strings."""
     if isinstance(value, int):
         return value
+    if value == value.to_integral_value():
+        return int(value)
     return to_str(value)
 
 
