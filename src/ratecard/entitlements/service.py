@@ -1,0 +1,346 @@
+"""May this customer do this? Checks, overrides, and the counters kept at ingestion.
+
+* :func:`check` answers ``{allowed, limit, used, remaining, resets_at, reason}`` for
+  one customer and feature at one instant, optionally for a requested quantity,
+  consuming nothing. It reads the plan version of the customer's subscription (a
+  grandfathered version keeps its limits), active overrides and the usage counters:
+  never the events.
+* :func:`on_events_ingested` is called by the ingest path with the events it has
+  just stored: it adds them to the minute/hour counters and burns the credits that
+  credit meters cost under each customer's plan.
+* :func:`rebuild_counters` recomputes counters from events (after a meter changed,
+  or to backfill).
+
+Every function takes a session and never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ratecard.catalog.schema import Catalog, Meter, Plan
+from ratecard.clock import ensure_utc, iso, utc_now
+from ratecard.entitlements import repository as repo
+from ratecard.entitlements import rules
+from ratecard.entitlements.model import CheckResult, Entitlement, Override
+from ratecard.errors import EventInvalid, InvalidInput, NotFound, TimeInvalid
+from ratecard.metering.model import Event
+from ratecard.money import ZERO, D
+from ratecard.store.credits_models import OverrideRow
+
+# --------------------------------------------------------------------------- check
+
+
+def check(
+    session: Session,
+    customer: str,
+    feature: str,
+    *,
+    quantity: Decimal | int | str | None = None,
+    value: Any = None,
+    at: datetime | None = None,
+) -> CheckResult:
+    """Answer "may ``customer`` use ``feature`` (``quantity`` more of it) at ``at``?".
+
+    Raises :class:`NotFound` for an unknown customer, or for a feature that no plan
+    and no override defines. A feature of other plans only answers ``allowed:
+    false`` with the reason.
+    """
+    at = ensure_utc(at or utc_now())
+    q = D(quantity) if quantity is not None else None
+    cp = repo.customer_plan(session, customer, at)
+    plan = cp.plan
+    overrides = repo.active_overrides(session, customer, feature, at)
+    ent = rules.resolve(feature, plan.entitlements if plan is not None else {}, overrides, at,
+                        f"{cp.plan_code} v{cp.plan_version}" if plan is not None else "")
+    pc = plan.credits if plan is not None else None
+    credit_meter = pc is not None and feature in pc.burn
+    if ent is None and not credit_meter:
+        return _not_included(session, cp, feature, q, at)
+    result: CheckResult | None = None
+    if ent is not None:
+        if ent.kind == "metered":
+            _check_meter(session, ent, cp.meters)
+        counter = repo.SqlCounter(session, customer) if ent.kind == "metered" else None
+        result = rules.evaluate(ent, counter, at, quantity=q, value=value, tz=cp.timezone,
+                                customer=customer)
+    if credit_meter:
+        assert pc is not None
+        from ratecard.credits import service as credits
+
+        balance = credits.available(session, customer, at=at)
+        cr = rules.evaluate_credits(feature, pc, balance, quantity=q, customer=customer,
+                                    source=f"plan:{cp.plan_code} v{cp.plan_version}")
+        result = cr if result is None else rules.combine(result, cr)
+    assert result is not None
+    return result
+
+
+def _check_meter(session: Session, ent: Entitlement, meters: Mapping[str, Meter] | None) -> None:
+    meter = (meters or {}).get(ent.meter or "")
+    if meter is None:
+        from ratecard.billing.catalogs import current_catalog
+
+        cat = current_catalog(session)
+        meter = cat.meters.get(ent.meter or "") if cat is not None else None
+    if meter is None:
+        raise NotFound(f"entitlement {ent.feature!r} counts meter {ent.meter!r}, which no "
+                       "catalog defines; add the meter or fix the entitlement")
+    if not rules.additive(meter):
+        raise InvalidInput(
+            f"entitlement {ent.feature!r} limits meter {ent.meter!r} ({meter.aggregation}); "
+            "windows are counted for count and sum meters only"
+        )
+
+
+_features: dict[str, frozenset[str]] = {}
+
+
+def known_features(session: Session) -> frozenset[str]:
+    """Every entitlement and credit meter of every stored plan version (cached per state)."""
+    from sqlalchemy import func
+
+    from ratecard.store.models import PlanVersionRow
+
+    key_row = session.execute(select(func.count(PlanVersionRow.id),
+                                     func.max(PlanVersionRow.id))).first()
+    key = f"{session.get_bind().engine.url}:{tuple(key_row or ())}"
+    hit = _features.get(key)
+    if hit is not None:
+        return hit
+    names: set[str] = set()
+    for definition in session.scalars(select(PlanVersionRow.definition)):
+        p = definition.get("plan", {})
+        names.update(p.get("entitlements", {}) or {})
+        names.update((p.get("credits") or {}).get("burn") or {})
+    out = frozenset(names)
+    _features[key] = out
+    return out
+
+
+def _not_included(
+    session: Session, cp: repo.CustomerPlan, feature: str, q: Decimal | None, at: datetime,
+) -> CheckResult:
+    if feature not in known_features(session):
+        have = sorted((cp.plan.entitlements if cp.plan else {}).keys())
+        raise NotFound(
+            f"unknown feature {feature!r}: no plan defines it"
+            + (f"; plan {cp.plan_code} has {', '.join(have)}" if have else "")
+        )
+    if cp.plan is None:
+        reason = f"customer {cp.customer!r} has no active subscription at {iso(at)}"
+    else:
+        reason = f"{feature} is not included in plan {cp.plan_code} (v{cp.plan_version})"
+    return CheckResult(allowed=False, limit=None, used=None, remaining=None, resets_at=None,
+                       reason=reason, feature=feature, customer=cp.customer, kind="none",
+                       quantity=q, source=f"plan:{cp.plan_code}" if cp.plan_code else "")
+
+
+def entitlements_of(session: Session, customer: str, *, at: datetime | None = None) -> dict[
+        str, Entitlement]:
+    """Every entitlement in force for a customer (plan values with overrides applied)."""
+    at = ensure_utc(at or utc_now())
+    cp = repo.customer_plan(session, customer, at)
+    plan: Plan | None = cp.plan
+    base = dict(plan.entitlements) if plan is not None else {}
+    overrides = [repo.to_override(r) for r in repo.overrides_of(session, customer)]
+    features = set(base) | {o.feature for o in overrides if o.active_at(at)}
+    out = {}
+    for f in sorted(features):
+        e = rules.resolve(f, base, overrides, at, f"{cp.plan_code} v{cp.plan_version}")
+        if e is not None:
+            out[f] = e
+    return out
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def set_override(
+    session: Session,
+    customer: str,
+    feature: str,
+    value: Any,
+    *,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    note: str = "",
+    at: datetime | None = None,
+) -> Override:
+    """Give one customer a different entitlement for ``feature`` in ``[starts_at, ends_at)``."""
+    at = ensure_utc(at or utc_now())
+    start = ensure_utc(starts_at) if starts_at is not None else at
+    end = ensure_utc(ends_at) if ends_at is not None else None
+    if end is not None and end <= start:
+        raise TimeInvalid(f"override end {iso(end)} is not after its start {iso(start)}")
+    if not feature or not feature.strip():
+        raise InvalidInput("an override needs a feature name")
+    parsed = rules.parse_value(feature, value)
+    rules.from_value(feature, parsed)  # refuses what cannot be evaluated (windows, types)
+    cp = repo.customer_plan(session, customer, at)
+    stored = parsed.model_dump(mode="json", exclude_none=True) if hasattr(
+        parsed, "model_dump") else parsed
+    if isinstance(stored, dict):
+        stored.pop("limit", None)
+        stored.pop("window", None)
+    row = OverrideRow(id=f"ovr-{uuid.uuid4().hex[:12]}", customer_id=cp.customer_id,
+                      customer=customer, feature=feature, value=stored, starts_at=start,
+                      ends_at=end, note=note, created_at=at)
+    session.add(row)
+    session.flush()
+    return repo.to_override(row)
+
+
+def end_override(session: Session, override_id: str, *, at: datetime | None = None) -> Override:
+    """End an override now (or at ``at``); an override that already ended is refused."""
+    at = ensure_utc(at or utc_now())
+    row = repo.override_row(session, override_id)
+    if row.ends_at is not None and row.ends_at <= at:
+        from ratecard.errors import Conflict
+
+        raise Conflict(f"override {override_id} already ended at {iso(row.ends_at)}")
+    row.ends_at = max(at, row.starts_at)
+    session.flush()
+    return repo.to_override(row)
+
+
+def list_overrides(session: Session, customer: str) -> list[Override]:
+    repo.customer_plan(session, customer, utc_now())  # NotFound for an unknown customer
+    return [repo.to_override(r) for r in repo.overrides_of(session, customer)]
+
+
+# --------------------------------------------------------------------------- ingestion
+
+
+@dataclass
+class IngestEffects:
+    """What :func:`on_events_ingested` did: counter rows touched, credit burns, problems."""
+
+    counter_rows: int = 0
+    burns: list[Any] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _deltas(
+    events: Iterable[Event], meters: Mapping[str, Meter], errors: list[str]
+) -> tuple[dict[tuple[str, str, datetime], Decimal], dict[tuple[str, str, datetime],
+                                                          tuple[datetime, str]]]:
+    """Per (customer, meter, minute): the quantity and the (latest time, first event id)."""
+    by_type: dict[str, list[tuple[str, Meter]]] = {}
+    for name, m in meters.items():
+        if rules.additive(m):
+            by_type.setdefault(m.event, []).append((name, m))
+    out: dict[tuple[str, str, datetime], Decimal] = {}
+    last: dict[tuple[str, str, datetime], tuple[datetime, str]] = {}
+    for ev in events:
+        for name, m in by_type.get(ev.type, ()):
+            try:
+                q = rules.contribution(name, m, ev)
+            except EventInvalid as e:
+                errors.append(str(e))
+                continue
+            if q is None or q == 0:
+                continue
+            key = (ev.customer, name, rules.floor_minute(ev.timestamp))
+            out[key] = out.get(key, ZERO) + q
+            prev = last.get(key)
+            last[key] = (max(prev[0], ev.timestamp) if prev else ev.timestamp,
+                         min(prev[1], ev.event_id) if prev else ev.event_id)
+    return out, last
+
+
+def on_events_ingested(
+    session: Session,
+    events: Sequence[Event],
+    catalog: Catalog,
+    *,
+    burn_credits: bool = True,
+) -> IngestEffects:
+    """Keep checks current with newly stored events (call once per stored batch).
+
+    Adds each event to the minute and hour counters of every count/sum meter of
+    ``catalog`` it matches, and burns the credits of credit meters under each
+    customer's plan at the event's time (partial burns: a shortfall is recorded for
+    overage or blocking). Pass only events that were actually stored (not duplicates):
+    counters add, they do not deduplicate. Problems (an unknown weight) are collected
+    per event; the rest goes on.
+    """
+    effects = IngestEffects()
+    deltas, last = _deltas(events, catalog.meters, effects.errors)
+    effects.counter_rows = repo.add_counts(session, deltas)
+    if burn_credits:
+        effects.burns = _burn_credits(session, deltas, last, catalog)
+    return effects
+
+
+def _burn_credits(
+    session: Session,
+    deltas: Mapping[tuple[str, str, datetime], Decimal],
+    last: Mapping[tuple[str, str, datetime], tuple[datetime, str]],
+    catalog: Catalog,
+) -> list[Any]:
+    from ratecard.credits import service as credits
+
+    customers = sorted({c for c, _, _ in deltas})
+    burns: list[Any] = []
+    for customer in customers:
+        try:
+            cp = repo.customer_plan(session, customer, utc_now())
+        except NotFound:
+            continue  # events of a customer not created yet: counted, nothing to burn
+        phases = repo.customer_phases(session, cp.customer_id)
+        if not any(ph.plan.credits is not None and ph.plan.credits.burn for ph in phases):
+            continue
+        keys = sorted((k for k in deltas if k[0] == customer), key=lambda k: (k[2], k[1]))
+        for key in keys:
+            _, meter, minute = key
+            at, first_id = last[key]
+            burns.extend(credits.burn_usage(
+                session, customer, {meter: deltas[key]}, at=at,
+                reference=f"ingest:{iso(minute)}:{first_id}", catalog=catalog))
+    return burns
+
+
+def rebuild_counters(
+    session: Session,
+    events: Iterable[Event],
+    catalog: Catalog,
+    *,
+    customers: Iterable[str] | None = None,
+    batch: int = 50_000,
+) -> int:
+    """Replace the counters (of ``customers``, or all) with those of ``events``.
+
+    Burns nothing. Returns the number of events read.
+    """
+    wanted = set(customers) if customers is not None else None
+    repo.clear_counts(session, wanted)
+    n = 0
+    chunk: list[Event] = []
+    errors: list[str] = []
+    for ev in events:
+        if wanted is not None and ev.customer not in wanted:
+            continue
+        chunk.append(ev)
+        n += 1
+        if len(chunk) >= batch:
+            repo.add_counts(session, _deltas(chunk, catalog.meters, errors)[0])
+            chunk = []
+    if chunk:
+        repo.add_counts(session, _deltas(chunk, catalog.meters, errors)[0])
+    return n
+
+
+def window_usage(
+    session: Session, customer: str, meter: str, start: datetime, end: datetime
+) -> Decimal:
+    """Counted usage of ``meter`` in the minute buckets of ``[start, end)``."""
+    return repo.SqlCounter(session, customer).total(meter, ensure_utc(start), ensure_utc(end))
