@@ -97,7 +97,7 @@ class RatingContext:
         self.cache = PlanCache(session)
         self.base: Catalog | None = current_catalog(session)
         self._catalogs: dict[tuple[str, int], Catalog] = {}
-        self._meters: dict[tuple[str, int], tuple[str, dict[str, Meter]]] = {}
+        self._meters: dict[tuple[str, int], tuple[str, dict[str, Meter], frozenset[str]]] = {}
 
     def rebind(self, session: Session) -> None:
         self.cache.session = session
@@ -112,13 +112,16 @@ class RatingContext:
             self._catalogs[key] = cat
         return cat
 
-    def meters(self, key: tuple[str, int]) -> tuple[str, dict[str, Meter]]:
+    def meters(self, key: tuple[str, int]) -> tuple[str, dict[str, Meter], frozenset[str]]:
+        """The meters a plan version reads, their batch key, and those priced per event."""
         hit = self._meters.get(key)
         if hit is None:
             cat = self.catalog(key)
             plan = cat.plans[key[0]]
             ms = {m: cat.meters[m] for m in sorted(plan_meters(plan)) if m in cat.meters}
-            hit = (meters_key(ms), ms)
+            values = frozenset(c.meter for c in plan.charges
+                               if c.model == "percentage" and c.meter)
+            hit = (meters_key(ms) + ",".join(sorted(values)), ms, values)
             self._meters[key] = hit
         return hit
 
@@ -158,29 +161,28 @@ def due_boundaries(
     return dues, stale
 
 
-def usage_requests(
-    sub: Subscription, dues: Sequence[Due], ctx: RatingContext
-) -> list[tuple[UsageKey, dict[str, Meter]]]:
+Request = tuple[UsageKey, dict[str, Meter], frozenset[str]]
+
+
+def usage_requests(sub: Subscription, dues: Sequence[Due], ctx: RatingContext) -> list[Request]:
     out = []
     for d in dues:
         for seg in d.plan.segments:
             key = (seg.phase.plan_code, seg.phase.plan_version)
-            mk, ms = ctx.meters(key)
+            mk, ms, values = ctx.meters(key)
             if ms:
-                out.append(((sub.customer, mk, seg.window), ms))
+                out.append(((sub.customer, mk, seg.window), ms, values))
     return out
 
 
-def fetch_usage(
-    source: UsageSource, requests: Sequence[tuple[UsageKey, dict[str, Meter]]]
-) -> dict[UsageKey, UsageSnapshot]:
+def fetch_usage(source: UsageSource, requests: Sequence[Request]) -> dict[UsageKey, UsageSnapshot]:
     """One aggregation per (meter set, window) for all the customers that need it."""
-    batches: dict[tuple[str, Window], tuple[dict[str, Meter], set[str]]] = {}
-    for (customer, mk, window), ms in requests:
-        batches.setdefault((mk, window), (ms, set()))[1].add(customer)
+    batches: dict[tuple[str, Window], tuple[dict[str, Meter], frozenset[str], set[str]]] = {}
+    for (customer, mk, window), ms, values in requests:
+        batches.setdefault((mk, window), (ms, values, set()))[2].add(customer)
     out: dict[UsageKey, UsageSnapshot] = {}
-    for (mk, window), (ms, customers) in batches.items():
-        got = source.usage(sorted(customers), ms, window)
+    for (mk, window), (ms, values, customers) in batches.items():
+        got = source.usage(sorted(customers), ms, window, values)
         for c in customers:
             out[(c, mk, window)] = got.get(c, {})
     return out
@@ -241,12 +243,12 @@ def rate_due(
     snaps: dict[tuple[tuple[str, int], Window], UsageSnapshot] = {}
     for seg in due.plan.segments:
         key = (seg.phase.plan_code, seg.phase.plan_version)
-        mk, ms = ctx.meters(key)
+        mk, ms, values = ctx.meters(key)
         ukey = (sub.customer, mk, seg.window)
         if ukey in usage:
             snap = usage[ukey]
         elif source is not None and ms:
-            snap = source.usage([sub.customer], ms, seg.window).get(sub.customer, {})
+            snap = source.usage([sub.customer], ms, seg.window, values).get(sub.customer, {})
         else:
             snap = {}
         snaps[(key, seg.window)] = with_catalog_costs(ctx.catalog(key), snap)
@@ -440,7 +442,7 @@ def run_invoices(
         ids = _candidates(session, at, customer)
         ctx = RatingContext(session)
         subs = repo.subscriptions_by_ids(session, ids)
-        requests: list[tuple[UsageKey, dict[str, Meter]]] = []
+        requests: list[Request] = []
         for sid in ids:
             try:
                 dues, _ = due_boundaries(session, subs[sid], ctx, at)

@@ -196,6 +196,8 @@ def boundaries(
         if start_from > until:
             continue
         p = period_containing(sp.phase.anchor, ui, start_from, tz)
+        if p.start == start_from:  # a phase that starts on a period start (at renewal)
+            keep(p.start)
         b = p.end
         k = 0
         while b <= until and (end is None or b < end):

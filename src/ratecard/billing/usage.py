@@ -19,9 +19,17 @@ from ratecard.metering.model import Event, MeterUsage, UsageSnapshot
 
 class UsageSource(Protocol):
     def usage(
-        self, customers: Sequence[str], meters: Mapping[str, Meter], window: Window
+        self,
+        customers: Sequence[str],
+        meters: Mapping[str, Meter],
+        window: Window,
+        values: frozenset[str] = frozenset(),
     ) -> dict[str, UsageSnapshot]:
-        """Each customer's usage of ``meters`` over ``window`` (absent: no usage)."""
+        """Each customer's usage of ``meters`` over ``window`` (absent: no usage).
+
+        ``values`` names the meters whose per-event values are needed (``percentage``
+        charges price each event).
+        """
         ...
 
 
@@ -35,7 +43,11 @@ class EventsUsage:
         self.events.extend(events)
 
     def usage(
-        self, customers: Sequence[str], meters: Mapping[str, Meter], window: Window
+        self,
+        customers: Sequence[str],
+        meters: Mapping[str, Meter],
+        window: Window,
+        values: frozenset[str] = frozenset(),
     ) -> dict[str, UsageSnapshot]:
         from ratecard.metering.meters import aggregate
 
@@ -59,19 +71,19 @@ class StoreUsage:
         self.catalog = catalog
 
     def usage(
-        self, customers: Sequence[str], meters: Mapping[str, Meter], window: Window
+        self,
+        customers: Sequence[str],
+        meters: Mapping[str, Meter],
+        window: Window,
+        values: frozenset[str] = frozenset(),
     ) -> dict[str, UsageSnapshot]:
-        result: Any = self.store.aggregate(
-            dict(meters), window=window, customers=list(customers)
-        )
-        return _normalise(result)
-
-
-def _normalise(result: Any) -> dict[str, UsageSnapshot]:
-    out: dict[str, UsageSnapshot] = {}
-    for customer, snap in dict(result).items():
-        out[str(customer)] = {k: v for k, v in dict(snap).items() if isinstance(v, MeterUsage)}
-    return out
+        out: dict[str, dict[str, MeterUsage]] = {}
+        for name, meter in meters.items():
+            got = self.store.aggregate(meter, window=window, customers=list(customers),
+                                       key=name, values=name in values)
+            for customer, mu in got.items():
+                out.setdefault(str(customer), {})[name] = mu
+        return dict(out)
 
 
 def meters_key(meters: Mapping[str, Meter]) -> str:
