@@ -103,6 +103,7 @@ def test_batch_flag() -> None:
     ({"input_tokens": 1.5}, "whole number"),
     ({"input_tokens": True}, "not a token count"),
     ({"input_tokens": "ten"}, "whole number"),
+    ({"input_tokens": "\u00b2"}, "whole number"),  # a superscript two is not a count
     ({"prompt_tokens_details": "x", "prompt_tokens": 1}, "expected an object"),
     ({"foo": 1}, "no token counts"),
     ({}, "no token counts"),

@@ -41,6 +41,7 @@ rejected predictions) stay in the bucket their provider counts them in.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -61,6 +62,8 @@ _ANTHROPIC = {"cache_read_input_tokens", "cache_creation_input_tokens", "cache_c
 _GEMINI = {"promptTokenCount", "candidatesTokenCount", "cachedContentTokenCount",
            "thoughtsTokenCount", "totalTokenCount", "toolUsePromptTokenCount"}
 
+_DIGITS = re.compile(r"[0-9]+")
+
 SHAPES = ("canonical", "openai", "openai_responses", "anthropic", "gemini")
 
 
@@ -79,7 +82,7 @@ def _count(value: Any, where: str) -> int:
         n = value
     elif isinstance(value, Decimal | float) and _integral(value):
         n = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         n = int(value.strip())
     else:
         raise UsageInvalid(f"{where}: {value!r} is not a whole number of tokens")
