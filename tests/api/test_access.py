@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from api.support import Api
+from api_support import Api
 
 KEY_ROLES = ("admin", "ingest", "read")
 WRITE_METHODS = {"post", "put", "patch", "delete"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from api.support import EXAMPLES, Api, apply_example
+from api_support import EXAMPLES, Api, apply_example
 
 
 def test_apply_dry_run_then_apply_then_version(api: Api) -> None:

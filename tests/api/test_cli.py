@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from api_support import add_customer
 
-from api.support import add_customer
 from ratecard.api.keys import authenticate
 from ratecard.cli import main
 from ratecard.cli.serve import check_workers

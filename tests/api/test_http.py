@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from api_support import Api, apply_example, make_api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.support import Api, apply_example, make_api
 from ratecard.api.http import decode_cursor, dumps, encode_cursor, paginate
 from ratecard.errors import InvalidInput
 from ratecard.workspace import Workspace
