@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import Any
 
 import typer
+import typer.main
 
 from ratecard.cli.common import console_err
 from ratecard.errors import RatecardError
@@ -39,9 +41,21 @@ def _discover() -> None:
 _discover()
 
 
+_built: dict[tuple[int, int], Any] = {}
+
+
+def command() -> Any:
+    """The click command tree, built once (building it costs ~0.4 s, every call of main)."""
+    key = (len(app.registered_commands), len(app.registered_groups))
+    if key not in _built:
+        _built.clear()
+        _built[key] = typer.main.get_command(app)
+    return _built[key]
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = command()(args=argv, standalone_mode=False)
         if isinstance(result, int) and not isinstance(result, bool):
             return result  # typer.Exit(code) is returned, not raised, outside standalone mode
     except RatecardError as e:
