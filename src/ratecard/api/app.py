@@ -26,7 +26,8 @@ from ratecard.store.state import session_factory, session_scope
 from ratecard.workspace import Workspace
 
 # the routers, in the order their routes are matched
-ROUTERS = ("health", "keys", "catalog", "quotes")
+ROUTERS = ("health", "keys", "catalog", "quotes", "customers", "subscriptions", "invoices",
+           "credits", "entitlements")
 
 DESCRIPTION = """\
 Meter, price, bill and simulate AI products, and see their margins.
