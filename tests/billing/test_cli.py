@@ -106,3 +106,54 @@ def test_bad_input_is_one_line_with_an_exit_code(
     assert code == exit_code, (out, err)
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_invoice_run_from_the_usage_store_and_invoice_commands(cli: Any) -> None:
+    from datetime import UTC, datetime
+
+    from ratecard.metering.model import Event
+    from ratecard.store.usage import open_usage_store
+
+    cli("catalog", "apply", str(cli.catalog))
+    cli("customers", "create", "acme", "--name", "Acme")
+    cli("subscriptions", "create", "--customer", "acme", "--plan", "starter", "--start",
+        "2026-01-01")
+    store = open_usage_store(f"duckdb:///{cli.tmp / 'ws' / 'usage.duckdb'}")
+    store.append([Event(f"e{i}", "ticket.closed", "acme", datetime(2026, 1, 9, tzinfo=UTC),
+                        {"outcome": "resolved"}) for i in range(25)])
+    store.close()
+    code, out, err = cli("invoices", "run", "--at", "2026-02-01T06:00:00Z", "--json")
+    assert code == 0, err
+    assert json.loads(out)["created"] == 2
+    code, out, _ = cli("invoices", "run", "--at", "2026-02-01T06:00:00Z", "--json")
+    assert json.loads(out)["created"] == 0  # idempotent
+    code, out, _ = cli("invoices", "list", "--customer", "acme", "--json")
+    rows = json.loads(out)
+    assert [r["status"] for r in rows] == ["finalized", "draft"]
+    code, out, _ = cli("invoices", "show", str(rows[1]["id"]), "--json")
+    inv = json.loads(out)
+    assert {"number", "customer", "status", "period_start", "period_end", "currency", "lines",
+            "total"} <= inv.keys()
+    assert [(ln["description"][:11], ln["quantity"], ln["unit_price"], ln["amount"])
+            for ln in inv["lines"]] == [("Starter: ba", "1", "31", "31.00"),
+                                         ("Resolutions", "25", "1.29", "19.35")]
+    assert inv["total"] == "50.35"
+    code, out, _ = cli("invoices", "finalize", str(inv["id"]), "--json")
+    assert json.loads(out)["number"] == "INV-000002"
+    code, out, err = cli("invoices", "finalize", "INV-000002")
+    assert code == 4 and "already finalized" in err
+    code, out, _ = cli("invoices", "credit", "INV-000002", "--amount", "5", "--reason", "sla",
+                       "--json")
+    assert json.loads(out)["number"] == "CN-000001"
+    code, out, err = cli("invoices", "void", "INV-000002")
+    assert code == 4 and "credit notes" in err
+    code, _, _ = cli("invoices", "pay", "INV-000001")
+    assert code == 0
+    code, out, _ = cli("invoices", "show", "INV-000002")
+    assert code == 0 and "CN-000001" in out
+    html, pdf = cli.tmp / "inv.html", cli.tmp / "inv.pdf"
+    code, _, _ = cli("invoices", "render", "INV-000002", "--html", str(html), "--pdf", str(pdf))
+    assert code == 0 and "INV-000002" in html.read_text()
+    assert pdf.read_bytes().startswith(b"%PDF")
+    code, out, err = cli("invoices", "render", "INV-000002")
+    assert code == 1 and "--html" in err
