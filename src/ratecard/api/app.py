@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
@@ -66,11 +66,11 @@ def create_app(workspace: Workspace | str | Path | None = None, *,
             return authenticate(s, token)
 
     handlers.install(app)
+    from ratecard.web.routes import router as web_router  # the dashboard and the portal
+
     routers = [importlib.import_module(f"ratecard.api.routers.{name}").router
                for name in ROUTERS]
-    web = _web_router()
-    if web is not None:
-        routers.append(web)
+    routers.append(web_router)
     # the routes as declared (no prefixes), which the auth middleware matches against
     api_routes: list[BaseRoute] = []
     for router in routers:
@@ -84,19 +84,6 @@ def create_app(workspace: Workspace | str | Path | None = None, *,
     default_openapi = app.openapi
     app.openapi = lambda: _openapi(app, default_openapi)  # type: ignore[method-assign]
     return app
-
-
-def _web_router() -> APIRouter | None:
-    """The dashboard and portal pages, served by the same app."""
-    try:
-        routes = importlib.import_module("ratecard.web.routes")
-    except ModuleNotFoundError as e:
-        if e.name != "ratecard.web.routes":
-            raise
-        return None
-    router = routes.router
-    assert isinstance(router, APIRouter)
-    return router
 
 
 def _openapi(app: FastAPI, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
