@@ -6,7 +6,8 @@
 * an unknown route 404 ``not_found``, a wrong method 405 ``method_not_allowed``,
   an oversized body 413 ``payload_too_large``;
 * a value the database cannot take (a NUL character, a number out of range) 422, and
-  so does arithmetic that fails on an absurd number (``1e999999999``);
+  so does arithmetic that fails on an absurd number (``1e999999999``), and YAML the
+  parser refuses outright (control characters) is 422 ``catalog_invalid``;
 * anything else 500 ``internal`` (logged with its traceback; never a 5xx for input
   a client can send: that would be a bug).
 """
@@ -17,6 +18,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -129,6 +131,11 @@ async def _arithmetic_error(request: Request, exc: Exception) -> Json:
                           "send quantities and amounts of a sensible size")
 
 
+async def _yaml_error(_request: Request, exc: Exception) -> Json:
+    return error_response(422, "catalog_invalid",
+                          f"the catalog is not valid YAML: {str(exc).splitlines()[0][:300]}")
+
+
 async def _operational_error(_request: Request, exc: Exception) -> Json:
     log.error("database unavailable: %s", exc)
     return error_response(503, "unavailable", "the database is unavailable; try again")
@@ -150,4 +157,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DataError, _database_error)
     app.add_exception_handler(OperationalError, _operational_error)
     app.add_exception_handler(ArithmeticError, _arithmetic_error)
+    app.add_exception_handler(yaml.YAMLError, _yaml_error)
     app.add_exception_handler(Exception, _unexpected)
