@@ -1,0 +1,105 @@
+"""Backtests over a workspace: subscriptions and plan versions from the state database,
+usage from the usage store, rating by :mod:`ratecard.simulate.rules`. Read only.
+
+The session is never flushed nor committed (the caller rolls it back), and the usage
+store is opened read-only by the CLI: a simulation changes no stored state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from ratecard.billing import repository as repo
+from ratecard.billing import rules as billing_rules
+from ratecard.billing.catalogs import current_catalog, list_plans, rating_catalog
+from ratecard.billing.invoices import fetch_usage
+from ratecard.billing.model import Subscription
+from ratecard.billing.subscriptions import PlanCache
+from ratecard.billing.usage import UsageSource
+from ratecard.catalog import load_catalog
+from ratecard.catalog.schema import Catalog
+from ratecard.clock import Window, iso
+from ratecard.errors import InvalidInput, NotFound
+from ratecard.simulate import rules
+from ratecard.simulate.model import Backtest, Candidate
+
+
+def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
+    """``OLD=NEW`` pairs (a current plan code and the candidate plan replacing it)."""
+    out: dict[str, str] = {}
+    for p in pairs:
+        old, sep, new = p.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise InvalidInput(f"--map {p!r}: write CURRENT=CANDIDATE, e.g. payg=starter")
+        out[old.strip()] = new.strip()
+    return out
+
+
+def load_candidate(path: str | Path, *, mapping: Mapping[str, str] | None = None,
+                   plans: Sequence[str] | None = None, name: str | None = None) -> Candidate:
+    """A candidate catalog file; a file that does not validate lists its problems."""
+    catalog = load_catalog(path)
+    mapping = dict(mapping or {})
+    missing = sorted({new for new in mapping.values() if new not in catalog.plans})
+    if missing:
+        known = ", ".join(sorted(catalog.plans)) or "none"
+        raise NotFound(f"{path}: no candidate plan {', '.join(map(repr, missing))}; its plans: "
+                       f"{known}")
+    return Candidate(name=name or str(path), catalog=catalog, mapping=mapping,
+                     plans=frozenset(plans) if plans else None)
+
+
+def load_inputs(session: Session, window: Window, plans: Sequence[str] | None = None,
+                ) -> tuple[list[rules.SubInput], Catalog | None]:
+    """Subscriptions in force during ``window`` (on ``plans`` when given) with their
+    plan versions, and the current catalog (for costs)."""
+    known = {p.code for p in list_plans(session)}
+    unknown = sorted(set(plans or ()) - known)
+    if unknown:
+        raise NotFound(f"no plan {', '.join(map(repr, unknown))} in the workspace; plans: "
+                       f"{', '.join(sorted(known)) or 'none (apply a catalog first)'}")
+    base = current_catalog(session)
+    cache = PlanCache(session)
+    catalogs: dict[rules.PlanKey, Catalog] = {}
+    out: list[rules.SubInput] = []
+    for sub in repo.subscriptions_of(session):
+        if sub.started_at >= window.end or (sub.ends_at is not None
+                                             and sub.ends_at <= window.start):
+            continue
+        if plans and not _on_plans(sub, set(plans), window):
+            continue
+        plan_map = cache.plans_for(sub)
+        for key in plan_map:
+            if key not in catalogs:
+                catalogs[key] = rating_catalog(cache.version(*key), base)
+        out.append(rules.SubInput(sub, plan_map, {k: catalogs[k] for k in plan_map}))
+    return out, base
+
+
+def _on_plans(sub: Subscription, plans: set[str], window: Window) -> bool:
+    """Whether a phase on one of ``plans`` is in force at some time in ``window``."""
+    return any(sp.phase.plan_code in plans and sp.start < window.end
+               and (sp.end is None or sp.end > window.start)
+               for sp in billing_rules.spans(sub))
+
+
+def backtest(
+    session: Session,
+    source: UsageSource,
+    candidates: Sequence[Candidate],
+    window: Window,
+    *,
+    plans: Sequence[str] | None = None,
+) -> Backtest:
+    """Rate the window's usage under the current plan versions and each candidate."""
+    inputs, base = load_inputs(session, window, plans)
+    if not inputs:
+        scope = f" on {', '.join(plans)}" if plans else ""
+        raise InvalidInput(f"no subscription{scope} is billed between {iso(window.start)} and "
+                           f"{iso(window.end)}; pick another period")
+    prep = rules.prepare(inputs, candidates, window, base=base)
+    usage = fetch_usage(source, prep.requests + prep.cost_requests)
+    return rules.run(prep, usage)
