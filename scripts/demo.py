@@ -251,7 +251,7 @@ def make_customers(rng: random.Random, n: int, start: datetime, end: datetime,
         span = (end - start).days
         offset = rng.randint(span // 3, span - 12) if late else rng.randint(0, 20)
         begin = (start + timedelta(days=offset)).replace(hour=0, minute=0, second=0)
-        size = rng.lognormvariate(0, 0.7)
+        size = min(rng.lognormvariate(0, 0.6), 3.0)
         c = Customer(id=cid, name=name, plan=plan, currency=currencies[plan],
                      timezone="Asia/Shanghai" if cny else rng.choice(USD_TZ),
                      start=begin, size=size)
@@ -298,7 +298,7 @@ def customer_events(rng: random.Random, c: Customer, now: datetime) -> Iterator[
         nonlocal n
         n += 1
         return {"event_id": f"{c.id}-{n}", "type": kind, "customer": c.id,
-                "timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "properties": props}
+                "timestamp": at.isoformat().replace("+00:00", "Z"), "properties": props}
 
     day = c.start
     while day < stop:
@@ -315,15 +315,15 @@ def customer_events(rng: random.Random, c: Customer, now: datetime) -> Iterator[
                     "cache_read_tokens": int(inp * rng.uniform(0, 0.4)),
                     "output_tokens": int(inp * rng.uniform(0.1, 0.35))})
         elif line == "coding":
-            per_day = {"coding_lite": 18, "coding_pro": 70, "coding_max": 220}[c.plan]
+            per_day = {"coding_lite": 12, "coding_pro": 45, "coding_max": 130}[c.plan]
             for t in _times(rng, day, max(0, int(per_day * busy)), shift, stop):
                 model = rng.choices(["glm-4.6", "glm-4-flash"], [75, 25])[0]
                 yield ev("coding.prompt", t, {
                     "model": model, "input_tokens": rng.randint(4_000, 40_000),
                     "output_tokens": rng.randint(300, 4_000)})
         elif line == "support":
-            per_day = {"support_starter": 9, "support_pro": 45,
-                       "support_enterprise": 320}[c.plan]
+            per_day = {"support_starter": 7, "support_pro": 30,
+                       "support_enterprise": 170}[c.plan]
             tickets = _times(rng, day, max(0, int(per_day * busy)), shift, stop)
             for t in tickets:
                 outcome = "resolved" if rng.random() < 0.82 else "escalated"
@@ -353,20 +353,20 @@ def _platform_day(rng: random.Random, c: Customer, day: datetime, shift: int, st
     noon = day + timedelta(hours=12 - shift)
     if noon >= stop:
         return
-    users = int(80 + 220 * c.size)
+    users = int(60 + 120 * c.size)
     if day.day in (1, 2) or day == c.start:
         for u in range(users):
             yield ev("sso.login", noon, {"user_id": f"u{u}"})
     yield ev("logs.ingested", noon, {"gb": f"{rng.uniform(5, 45) * c.size:.1f}"})
     yield ev("monitoring.snapshot", noon, {"nodes": int(10 + 30 * c.size)})
-    for t in _times(rng, day, int(12 * busy), shift, stop):
+    for t in _times(rng, day, int(6 * busy), shift, stop):
         yield ev("tests.run", t, {})
     yield ev("llm.request", noon, {"input_tokens": int(2_500_000 * busy)})
-    for channel, count in (("email", int(4 * busy)), ("sms", int(1 * busy)),
-                           ("push", int(2 * busy))):
+    for channel, count in (("email", int(3 * busy)), ("sms", int(1 * busy)),
+                           ("push", int(1 * busy))):
         for t in _times(rng, day, count, shift, stop):
             yield ev("notify.sent", t, {"channel": channel, "count": 1})
-    for t in _times(rng, day, int(6 * busy), shift, stop):
+    for t in _times(rng, day, int(3 * busy), shift, stop):
         yield ev("workflow.run", t, {})
     if rng.random() < 0.25 * busy:
         yield ev("marketplace.sale", noon, {"amount": rng.choice(["99", "199", "499", "1999"])})

@@ -174,7 +174,7 @@ def test_share_bar_shares_sum_to_100() -> None:
     root = parse(charts.share_bar([("subscription", 300), ("usage", 100), ("refunds", -5)]))
     bars = marks(root, "rect")
     assert [b.get("data-share") for b in bars] == ["75.0", "25.0"]
-    assert sum(float(b.get("width", 0)) for b in bars) == pytest.approx(720, abs=0.05)
+    assert sum(float(b.get("width", 0)) for b in bars) == pytest.approx(960, abs=0.05)
 
 
 @pytest.mark.parametrize(("used", "limit", "color", "percent"), [

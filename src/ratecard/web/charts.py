@@ -241,6 +241,10 @@ def label_indices(n: int, max_labels: int = 8) -> list[int]:
 
 def _x_labels(labels: Sequence[str], xs: Sequence[Decimal], y: int,
               max_labels: int = 8) -> list[str]:
+    if len(xs) > 1:
+        room = int(xs[-1] - xs[0]) + 40
+        widest = max(len(label) for label in labels) * 6 + 16
+        max_labels = max(2, min(max_labels, room // widest))
     return [f'<text x="{_n(xs[i])}" y="{y}" text-anchor="middle" fill="{TEXT}">'
             f"{escape(labels[i])}</text>" for i in label_indices(len(labels), max_labels)]
 
@@ -261,7 +265,7 @@ def line_chart(
     series: Sequence[Series],
     *,
     area: bool = False,
-    width: int = 720,
+    width: int = 960,
     height: int = 260,
     fmt: Formatter = compact,
     title: str = "",
@@ -325,7 +329,7 @@ def bar_chart(
     *,
     name: str = "",
     color: str | None = None,
-    width: int = 720,
+    width: int = 960,
     height: int = 240,
     fmt: Formatter = compact,
     title: str = "",
@@ -339,7 +343,7 @@ def stacked_bar_chart(
     labels: Sequence[str],
     series: Sequence[Series],
     *,
-    width: int = 720,
+    width: int = 960,
     height: int = 260,
     fmt: Formatter = compact,
     title: str = "",
@@ -400,7 +404,7 @@ def hbar_chart(
     items: Sequence[tuple[str, Number]],
     *,
     name: str = "",
-    width: int = 640,
+    width: int = 960,
     fmt: Formatter = compact,
     title: str = "",
     color: str | None = None,
@@ -458,7 +462,7 @@ def delta_chart(
     items: Sequence[tuple[str, Number]],
     *,
     good: str = "positive",
-    width: int = 640,
+    width: int = 960,
     fmt: Formatter = compact,
     title: str = "",
     limit: int | None = None,
@@ -489,7 +493,7 @@ def delta_chart(
 def share_bar(
     parts: Sequence[tuple[str, Number]],
     *,
-    width: int = 720,
+    width: int = 960,
     fmt: Formatter = compact,
     title: str = "",
 ) -> Markup:

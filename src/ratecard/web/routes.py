@@ -13,6 +13,7 @@ Access (see :mod:`ratecard.web.auth`): the dashboard wants an admin or read API 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -67,6 +68,31 @@ def portal_link(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/portal?{urlencode({'token': token})}"
 
 
+_store_lock = threading.Lock()
+
+
+def usage_store(request: Request) -> Callable[[], Any]:
+    """The app's usage store, opened once and shared (DuckDB wants one connection per file)."""
+
+    def get() -> Any:
+        from ratecard.api import deps
+
+        shared = getattr(deps, "usage_store_of", None)
+        if shared is not None:
+            return shared(request)
+        state = request.app.state
+        with _store_lock:
+            store = getattr(state, "usage_store", None)
+            if store is None:
+                from ratecard.store.usage import open_usage_store
+
+                store = open_usage_store(workspace_of(request).usage_url)
+                state.usage_store = store
+        return store
+
+    return get
+
+
 def _html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=HEADERS)
 
@@ -93,7 +119,7 @@ def _dashboard(request: Request, template: str, active: str, build: Build) -> Re
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/dashboard/login?{urlencode({'next': target})}",
                                     status_code=303, headers={"Cache-Control": "no-store"})
-        ctx = views.Ctx(workspace_of(request), session, utc_now())
+        ctx = views.Ctx(workspace_of(request), session, utc_now(), usage_store(request))
         try:
             data = build(ctx)
         except NotFound as e:
@@ -269,9 +295,13 @@ def margins(request: Request) -> Response:
 
 @router.get("/dashboard/credits")
 def credits(request: Request) -> Response:
-    return _dashboard(request, "credits.html", "credits", lambda ctx: {
-        "cr": views.credits_overview(ctx),
-    })
+    def build(ctx: views.Ctx) -> dict[str, Any]:
+        cr = views.credits_overview(ctx)
+        top = cr["wallets"][:12]
+        return {"cr": cr, "bars": [(w.customer, w.available) for w in top],
+                "links": [f"/dashboard/customers/{quote(w.customer)}" for w in top]}
+
+    return _dashboard(request, "credits.html", "credits", build)
 
 
 # --------------------------------------------------------------------------- portal
@@ -284,7 +314,7 @@ def _portal(request: Request, build: Callable[[views.Ctx, str], Any],
         if access.principal is None or access.principal.customer is None:
             return _error_page(access.status, "Portal link needed", access.problem or "",
                                area="portal")
-        ctx = views.Ctx(workspace_of(request), session, utc_now())
+        ctx = views.Ctx(workspace_of(request), session, utc_now(), usage_store(request))
         try:
             data = build(ctx, access.principal.customer)
         except NotFound as e:

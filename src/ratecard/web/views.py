@@ -9,6 +9,7 @@ from the usage store, so a number on a page is the number ``ratecard ... --json`
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from ratecard.workspace import Workspace
 
 ZERO = Decimal(0)
 PAGE_SIZE = 50
+log = logging.getLogger("ratecard.web")
 
 
 @dataclass
@@ -33,7 +35,16 @@ class Ctx:
     workspace: Workspace
     session: Session
     now: datetime
+    store_factory: Any = None
     _cache: dict[str, Any] = field(default_factory=dict)
+
+    def store(self) -> Any:
+        """The usage store (the app's shared one when the app gives a factory)."""
+        if self.store_factory is not None:
+            return self.store_factory()
+        from ratecard.store.usage import open_usage_store
+
+        return self.cached("store", lambda: open_usage_store(self.workspace.usage_url))
 
     def cached(self, key: str, make: Any) -> Any:
         if key not in self._cache:
@@ -309,6 +320,344 @@ def invoice_document(ctx: Ctx, ref: str, fmt: str, *, customer: str | None = Non
     return Document(invoice_html(inv).encode("utf-8"), f"{name}.html")
 
 
+# --------------------------------------------------------------------------- usage explorer
+
+WINDOWS: dict[str, int] = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
+MAX_GROUPS = 6
+
+
+@dataclass(frozen=True)
+class UsageExplorer:
+    meters: tuple[str, ...]
+    meter: str | None
+    customer: str | None
+    window: str
+    group_by: str | None
+    group_options: tuple[str, ...]
+    step: str
+    labels: tuple[str, ...]
+    series: tuple[Any, ...]
+    total: Decimal
+    by_group: tuple[tuple[str, Decimal], ...]
+    top_customers: tuple[tuple[str, Decimal], ...]
+    unit: str
+
+
+def _catalog(ctx: Ctx) -> Any:
+    from ratecard.billing.catalogs import current_catalog
+
+    return ctx.cached("catalog", lambda: current_catalog(ctx.session))
+
+
+def usage_explorer(ctx: Ctx, *, meter: str | None = None, customer: str | None = None,
+                   window: str = "30d", group_by: str | None = None,
+                   step: str | None = None) -> UsageExplorer:
+    """A meter's usage over a window: per day (or hour), split by a group, top customers.
+
+    Quantities come from the usage store's ``series`` and ``aggregate`` (the same reads
+    that invoices and ``GET /v1/.../usage`` make)."""
+    from datetime import timedelta
+
+    from ratecard.clock import Window
+    from ratecard.web.charts import Series
+
+    catalog = _catalog(ctx)
+    names = tuple(sorted(catalog.meters)) if catalog is not None else ()
+    window = window if window in WINDOWS else "30d"
+    chosen = meter if meter in names else (names[0] if names else None)
+    days = WINDOWS[window]
+    grain = step if step in ("hour", "day") else ("hour" if days <= 2 else "day")
+    if chosen is None:
+        return UsageExplorer(names, None, customer, window, None, (), grain, (), (), ZERO, (),
+                             (), "")
+    m = catalog.meters[chosen]
+    options = tuple(m.group_by)
+    group = group_by if group_by in options else None
+    end = ctx.now
+    if grain == "day":
+        start = (end - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0,
+                                                          microsecond=0)
+        step_td = timedelta(days=1)
+    else:
+        start = (end - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
+        step_td = timedelta(hours=1)
+    win = Window(start, end)
+    store = ctx.store()
+    customers = [customer] if customer else None
+    points = store.series(m, window=win, grain=grain, customers=customers,
+                          group_by=[group] if group else None)
+    buckets: list[datetime] = []
+    t = start
+    while t < end:
+        buckets.append(t)
+        t += step_td
+    index = {b: i for i, b in enumerate(buckets)}
+    per_group: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO] * len(buckets))
+    for p in points:
+        i = index.get(p.bucket)
+        if i is None:
+            continue
+        key = (p.group[0] if p.group and p.group[0] != "" else "(none)") if group else chosen
+        per_group[key][i] += p.quantity
+    totals = sorted(((k, sum(v, ZERO)) for k, v in per_group.items()), key=lambda kv: -kv[1])
+    keep = [k for k, _ in totals[:MAX_GROUPS]]
+    series = [Series(k, per_group[k]) for k in keep]
+    rest = [k for k, _ in totals[MAX_GROUPS:]]
+    if rest:
+        other = [sum((per_group[k][i] for k in rest), ZERO) for i in range(len(buckets))]
+        series.append(Series("other", other))
+    fmt = "%m-%d %H:00" if grain == "hour" else "%b %d"
+    labels = tuple(b.strftime(fmt) for b in buckets)
+    top: list[tuple[str, Decimal]] = []
+    if not customer:
+        agg = store.aggregate(m, window=win, key=chosen)
+        top = sorted(((c, u.quantity) for c, u in agg.items() if u.quantity),
+                     key=lambda kv: -kv[1])[:10]
+    total = sum((v for _, v in totals), ZERO)
+    return UsageExplorer(names, chosen, customer, window, group, options, grain, labels,
+                         tuple(series), total, tuple(totals), tuple(top),
+                         m.unit or m.name or chosen)
+
+
+# --------------------------------------------------------------------------- credits
+
+
+@dataclass(frozen=True)
+class WalletView:
+    customer: str
+    currency: str
+    available: Decimal
+    pending: Decimal
+    deferred_revenue: Decimal
+    grants: int
+
+
+def credits_overview(ctx: Ctx) -> dict[str, Any]:
+    """Every wallet's balance (``credits balance`` per customer), largest first."""
+    from ratecard.credits import service as credits
+
+    wallets = []
+    for customer in credits.customers_with_wallets(ctx.session):
+        b = credits.balance(ctx.session, customer, at=ctx.now)
+        wallets.append(WalletView(customer, b.currency, b.available, b.pending,
+                                  b.deferred_revenue, len(b.grants)))
+    wallets.sort(key=lambda w: (-w.available, w.customer))
+    deferred: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for w in wallets:
+        deferred[w.currency] += w.deferred_revenue
+    catalog = _catalog(ctx)
+    packs = dict(catalog.credits.packs) if catalog is not None else {}
+    unit = catalog.credits.unit if catalog is not None else "credit"
+    return {"wallets": wallets, "deferred": dict(deferred), "packs": packs, "unit": unit,
+            "total_available": sum((w.available for w in wallets), ZERO)}
+
+
+# --------------------------------------------------------------------------- portal
+
+
+@dataclass(frozen=True)
+class LimitView:
+    feature: str
+    window: str
+    window_label: str
+    limit: Decimal
+    used: Decimal
+    remaining: Decimal
+    resets_at: datetime | None
+    resets_iso: str
+    allowed: bool
+    hard: bool
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What this period costs so far and where it is heading (a quote of the usage)."""
+
+    period_start: datetime
+    period_end: datetime
+    currency: str
+    advance: Decimal
+    usage_so_far: Decimal
+    usage_forecast: Decimal
+    lines: tuple[Any, ...]
+    forecast_lines: tuple[Any, ...]
+    elapsed: Decimal
+
+    @property
+    def so_far(self) -> Decimal:
+        return self.advance + self.usage_so_far
+
+    @property
+    def forecast(self) -> Decimal:
+        return self.advance + self.usage_forecast
+
+
+@dataclass(frozen=True)
+class PortalView:
+    customer: Any
+    plan_code: str | None
+    plan_name: str | None
+    plan_version: int | None
+    status: str
+    limits: tuple[LimitView, ...]
+    features: tuple[tuple[str, str], ...]
+    credits: Any | None
+    spend: Spend | None
+    invoices: tuple[dict[str, Any], ...]
+    problems: tuple[str, ...] = ()
+
+
+def _window_label(text: str) -> str:
+    calendar = {"day": "today", "week": "this week", "month": "this month"}
+    return calendar.get(text, f"rolling {text}")
+
+
+def limits_of(ctx: Ctx, customer: str) -> tuple[LimitView, ...]:
+    """Each metered entitlement's windows, as ``check`` answers them right now."""
+    from ratecard.clock import iso
+    from ratecard.entitlements import service as ent
+
+    out: list[LimitView] = []
+    for feature, e in ent.entitlements_of(ctx.session, customer, at=ctx.now).items():
+        if e.kind != "metered":
+            continue
+        res = ent.check(ctx.session, customer, feature, at=ctx.now)
+        for w in res.windows:
+            out.append(LimitView(feature, w.window, _window_label(w.window), w.limit, w.used,
+                                 w.remaining, w.resets_at,
+                                 iso(w.resets_at) if w.resets_at else "", w.allowed,
+                                 res.hard))
+    return tuple(out)
+
+
+def _features(ctx: Ctx, customer: str) -> tuple[tuple[str, str], ...]:
+    from ratecard.entitlements import service as ent
+
+    out = []
+    for feature, e in ent.entitlements_of(ctx.session, customer, at=ctx.now).items():
+        if e.kind == "metered":
+            continue
+        v = e.value
+        text = ("yes" if v else "no") if isinstance(v, bool) else (
+            ", ".join(str(x) for x in v) if isinstance(v, list | tuple) else str(v))
+        out.append((feature, text))
+    return tuple(out)
+
+
+def period_spend(ctx: Ctx, sub: Any) -> Spend | None:
+    """The open usage period of ``sub``: fees billed in advance for it, usage so far, forecast.
+
+    Usage so far is rated exactly as an invoice would rate it (the plan version's rating
+    catalog, the usage store's aggregates, :func:`ratecard.pricing.rate_plan`, in-arrears
+    lines only). The forecast rates each meter's usage so far scaled to the whole period
+    (usage held at its pace), so tiers and included units apply as they will.
+    """
+    from ratecard.billing.invoices import RatingContext
+    from ratecard.billing.rules import usage_period
+    from ratecard.billing.usage import StoreUsage
+    from ratecard.clock import Window
+    from ratecard.metering.model import MeterUsage
+    from ratecard.pricing import ARREARS, rate_plan, with_catalog_costs
+
+    phase = sub.phase_at(ctx.now)
+    if phase is None:
+        return None
+    rc = RatingContext(ctx.session)
+    key = (phase.plan_code, phase.plan_version)
+    catalog = rc.catalog(key)
+    plan = catalog.plans[phase.plan_code]
+    period = usage_period(phase, plan, ctx.now, sub.timezone)
+    _, meters, values = rc.meters(key)
+    so_far_window = Window(max(period.start, sub.started_at), ctx.now)
+    snap: dict[str, MeterUsage] = {}
+    if meters:
+        got = StoreUsage(ctx.store(), catalog).usage([sub.customer], meters, so_far_window,
+                                                      values)
+        snap = dict(got.get(sub.customer, {}))
+    now_q = rate_plan(catalog, phase.plan_code, with_catalog_costs(catalog, snap), plan=plan,
+                      seats=phase.seats, include=(ARREARS,), minimum=False)
+    total_span = (period.end - period.start).total_seconds()
+    done = (ctx.now - period.start).total_seconds()
+    elapsed = (D(str(int(done))) / D(str(int(total_span)))) if total_span > 0 else D(1)
+    scale = (D(1) / elapsed) if elapsed > 0 else D(1)
+    projected = {k: _scaled(u, scale) for k, u in snap.items()}
+    fc_q = rate_plan(catalog, phase.plan_code, with_catalog_costs(catalog, projected),
+                     plan=plan, seats=phase.seats, include=(ARREARS,), minimum=True)
+    advance = ZERO
+    for inv in invoices(ctx, customer=sub.customer):
+        if inv["status"] == "void":
+            continue
+        for ln in inv["lines"]:
+            if ln["meter"] is None and ln["kind"] not in ("usage", "minimum", "credits") and \
+                    parse_time(ln["period_start"]) <= ctx.now < parse_time(ln["period_end"]):
+                advance += D(ln["amount"])
+    return Spend(period.start, period.end, sub.currency, advance, now_q.total, fc_q.total,
+                 now_q.lines, fc_q.lines, elapsed)
+
+
+def _scaled(u: Any, k: Decimal) -> Any:
+    from dataclasses import replace
+
+    if u.values is not None:  # priced per event (a share of sales): repeat the pace
+        return replace(u, quantity=u.quantity * k, groups={g: q * k for g, q in u.groups.items()},
+                       values=tuple(v * k for v in u.values), cost=None, group_costs=None)
+    return replace(u, quantity=u.quantity * k, groups={g: q * k for g, q in u.groups.items()},
+                   cost=None, group_costs=None)
+
+
+def portal(ctx: Ctx, customer: str) -> PortalView:
+    """One customer's own page: limits with their resets, credits, spend, invoices."""
+    from ratecard.billing.customers import get_customer
+    from ratecard.billing.subscriptions import list_subscriptions
+    from ratecard.credits import service as credits
+
+    c = get_customer(ctx.session, customer)
+    subs = list_subscriptions(ctx.session, customer)
+    current = _current_subscription(subs, ctx.now)
+    phase = current.current_phase(ctx.now) if current else None
+    plan_name = None
+    if phase is not None:
+        from ratecard.billing.catalogs import plan_version
+
+        plan_name = plan_version(ctx.session, phase.plan_code, phase.plan_version).plan.name
+    problems: list[str] = []
+
+    def wallet() -> Any:
+        if customer in set(credits.customers_with_wallets(ctx.session)):
+            return credits.balance(ctx.session, customer, at=ctx.now)
+        return None
+
+    invs = tuple(i for i in invoices(ctx, customer=customer) if i["status"] != "draft")
+    return PortalView(
+        c, phase.plan_code if phase else None, plan_name,
+        phase.plan_version if phase else None,
+        current.status(ctx.now) if current else "no subscription",
+        section(problems, "limits", lambda: limits_of(ctx, customer), ()),
+        section(problems, "plan features", lambda: _features(ctx, customer), ()),
+        section(problems, "credits", wallet, None),
+        section(problems, "spend", lambda: period_spend(ctx, current), None)
+        if current is not None else None,
+        invs, tuple(problems))
+
+
+def section(problems: list[str], name: str, make: Any, empty: Any) -> Any:
+    """One part of a page; when its service fails, the rest of the page still shows.
+
+    A user error (``RatecardError``) is shown as it is; anything else is logged with
+    its traceback and shown as unavailable.
+    """
+    from ratecard.errors import RatecardError
+
+    try:
+        return make()
+    except RatecardError as e:
+        problems.append(f"{name}: {e.message}")
+    except Exception:
+        log.exception("web: the %s section failed", name)
+        problems.append(f"{name}: unavailable right now")
+    return empty
+
+
 # --------------------------------------------------------------------------- not yet wired
 
 
@@ -316,17 +665,5 @@ def overview(ctx: Ctx, currency: str | None = None) -> dict[str, Any]:
     return {}
 
 
-def usage_explorer(ctx: Ctx, **kw: Any) -> dict[str, Any]:
-    return {}
-
-
 def margins(ctx: Ctx, **kw: Any) -> dict[str, Any]:
-    return {}
-
-
-def credits_overview(ctx: Ctx) -> dict[str, Any]:
-    return {}
-
-
-def portal(ctx: Ctx, customer: str) -> dict[str, Any]:
     return {}
