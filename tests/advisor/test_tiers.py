@@ -88,9 +88,11 @@ def test_playbook_ranges_and_the_margin_floor_hold(
     for t in tiers:
         unit_cost = t.platform_fee / t.included           # the customer's included unit
         assert unit_cost >= floor
-        # overage at r × the included unit cost, rounded up by under 1%
-        assert design.overage_multiple <= t.overage_price / unit_cost
-        assert t.overage_price / unit_cost <= design.overage_multiple * D("1.01")
+        # overage at r × the included unit cost (F / I), rounded up by under 1%; compared
+        # by cross-multiplying so that no division rounds
+        r = design.overage_multiple
+        assert t.overage_price * t.included >= r * t.platform_fee
+        assert t.overage_price * t.included <= r * t.platform_fee * D("1.01")
         prices = [p for _, p in t.overage_steps]
         assert prices == sorted(prices, reverse=True) and min(prices) >= floor
         # the least profitable customer uses the allocation exactly: still on target

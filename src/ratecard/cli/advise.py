@@ -42,7 +42,8 @@ def workspace_cost_per_task(workspace: Path | None, *, meter: str, start: str | 
     if start is None or end is None:
         raise InvalidInput("--cost-meter needs --from and --to (the period whose real cost "
                            "per task to use)")
-    window = Window(parse_time(start, field="--from"), parse_time(end, field="--to"))
+    window = Window(parse_time(start, field="--from", default_tz="UTC"),
+                    parse_time(end, field="--to", default_tz="UTC"))
     ws = Workspace.open(workspace)
     analytics = importlib.import_module("ratecard.analytics")
     fn = getattr(analytics, "cost_per_task", None)

@@ -114,7 +114,9 @@ def print_backtest(bt: Backtest, limit: int | None) -> None:
 def simulate(
     candidate: Annotated[list[Path], typer.Option(
         "--candidate", "-c", help="Candidate catalog file (repeat for up to 10).")],
-    start: Annotated[str, typer.Option("--from", help="Start of the period (RFC 3339).")],
+    start: Annotated[str, typer.Option(
+        "--from", help="Start of the period (RFC 3339; a date or a time without an offset "
+                       "is UTC).")],
     end: Annotated[str, typer.Option("--to", help="End of the period (exclusive).")],
     plan: Annotated[list[str] | None, typer.Option(
         "--plan", help="Only subscriptions on this current plan (repeatable).")] = None,
@@ -130,7 +132,8 @@ def simulate(
     json: JsonOpt = False,
 ) -> None:
     """Backtest candidate catalogs: who pays more, who pays less, and the margins."""
-    window = Window(parse_time(start, field="--from"), parse_time(end, field="--to"))
+    window = Window(parse_time(start, field="--from", default_tz="UTC"),
+                    parse_time(end, field="--to", default_tz="UTC"))
     maps = parse_mapping(mapping or [])
     cands = [load_candidate(c, mapping=maps, plans=plan) for c in candidate]
     ws = Workspace.open(workspace)
