@@ -36,15 +36,20 @@ def dec_str(value: Decimal) -> str:
     return "0" if text in ("-0", "0") else text
 
 
+NOT_IN_BOOK = "not in the price book (add it to the catalog's costs or import a price file)"
+NO_MODEL = "(no model)"
+
+
 class Unpriced(NotFound):
     """A model (or a token kind of it) has no price at a time: never a silent $0."""
 
     code = "unpriced_model"
 
-    def __init__(self, model: str, reason: str) -> None:
-        super().__init__(f"model {model!r} is unpriced: {reason}")
+    def __init__(self, model: str, reason: str, at: datetime | None = None) -> None:
+        when = f" at {iso(at)}" if at is not None else ""
+        super().__init__(f"model {model!r} is unpriced{when}: {reason}")
         self.model = model
-        self.reason = reason
+        self.reason = reason  # the same text for every event it applies to (reports group by it)
 
 
 class PriceBookInvalid(InvalidInput):
@@ -243,8 +248,7 @@ class PriceBook:
         at = ensure_utc(at)
         versions = self.prices.get(model)
         if not versions:
-            raise Unpriced(model, "it is not in the price book; add it to the catalog's costs "
-                                  "or import a price file")
+            raise Unpriced(model, NOT_IN_BOOK)
         best: list[tuple[int, ModelPrice]] = []
         for v in versions:
             if not v.active_at(at):
@@ -258,13 +262,13 @@ class PriceBook:
             spans = "; ".join(f"{v.where()} {v.validity()}" for v in versions)
             want = "".join(f", {k} {v}" for k, v in (("provider", provider), ("region", region))
                            if v)
-            raise Unpriced(model, f"no price in force at {iso(at)}{want} (prices: {spans})")
+            raise Unpriced(model, f"no price in force{want} (prices: {spans})", at)
         top = max(s for s, _ in best)
         winners = [v for s, v in best if s == top]
         if len(winners) > 1:
             names = "; ".join(v.where() for v in winners)
-            raise Unpriced(model, f"{len(winners)} prices apply at {iso(at)} ({names}); "
-                                  "name the provider or region on the event")
+            raise Unpriced(model, f"{len(winners)} prices apply ({names}); "
+                                  "name the provider or region on the event", at)
         return winners[0]
 
 
