@@ -78,9 +78,9 @@ def demo_ws(tmp_path_factory: pytest.TempPathFactory) -> DemoWorkspace:
                             "--seed", "11", "--no-serve"])
     result = demo.build(args)
     assert result.admin_key and result.portal_token, result.failures
-    people = _cli_json(path, "customers", "list")
-    rows = people if isinstance(people, list) else people.get("data", [])
-    other = next(c["id"] for c in rows if c["id"] != result.portal_customer)
+    billed = _cli_json(path, "invoices", "list")
+    rows = billed if isinstance(billed, list) else billed.get("data", [])
+    other = next(i["customer"] for i in rows if i["customer"] != result.portal_customer)
     other_token = _cli_json(path, "portal-token", "create", "--customer", other)["token"]
     return DemoWorkspace(
         path=path, admin_key=result.admin_key,

@@ -97,10 +97,12 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=HEADERS)
 
 
-def _error_page(status: int, title: str, message: str, *, area: str = "dashboard") -> Response:
+def _error_page(status: int, title: str, message: str, *, area: str = "dashboard",
+                principal: Any = None) -> Response:
+    """An error page: inside the dashboard's frame for a signed-in user, bare otherwise."""
+    nav = NAV if area == "dashboard" and principal is not None else ()
     return _html(render("error.html", status=status, title=title, message=message, area=area,
-                        nav=NAV if area == "dashboard" else (), active="", principal=None),
-                 status)
+                        nav=nav, active="", principal=principal, now=utc_now()), status)
 
 
 def _int(value: str | None, default: int = 1) -> int:
@@ -123,9 +125,10 @@ def _dashboard(request: Request, template: str, active: str, build: Build) -> Re
         try:
             data = build(ctx)
         except NotFound as e:
-            return _error_page(404, "Not found", e.message)
+            return _error_page(404, "Not found", e.message, principal=access.principal)
         except RatecardError as e:
-            return _error_page(e.http_status, "Cannot show this page", e.message)
+            return _error_page(e.http_status, "Cannot show this page", e.message,
+                               principal=access.principal)
         if isinstance(data, Response):
             return data
         body = render(template, nav=NAV, active=active, principal=access.principal,
