@@ -49,8 +49,11 @@ class Story:
         return session_scope(self.url)
 
     def apply(self, text: str) -> Any:
+        """Apply a catalog and keep the store's rollups for its meters (as ingest does)."""
+        catalog = parse_catalog_text(text)
+        self.store.sync_meters(catalog.meters)
         with self.session() as s:
-            return apply_catalog(s, parse_catalog_text(text), text)
+            return apply_catalog(s, catalog, text)
 
     def customer(self, cid: str, **kw: Any) -> str:
         with self.session() as s:
