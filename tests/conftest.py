@@ -31,6 +31,9 @@ from pathlib import Path
 
 import pytest
 
+# ClickHouse fixtures (a server, a two-shard cluster, chdb, and usage_url over every backend)
+pytest_plugins = ["ratecard.store.clickhouse_testing"]
+
 
 def _pg_bin() -> Path:
     found = sorted(

@@ -240,8 +240,12 @@ class LocalClickHouse:
 
 def _answers(port: int) -> bool:
     """Whether a native-protocol server on ``port`` answers a query."""
+    import logging
+
     from clickhouse_driver import Client
 
+    logging.getLogger("clickhouse_driver").addHandler(logging.NullHandler())
+    logging.getLogger("clickhouse_driver").propagate = False
     client = Client("127.0.0.1", port=port, connect_timeout=1, send_receive_timeout=5,
                     sync_request_timeout=2)
     try:

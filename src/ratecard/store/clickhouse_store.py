@@ -471,46 +471,74 @@ def _weight_sql(spec: MeterSpec) -> tuple[str, str]:
     return f"arrayElement([{ws}], indexOf([{lits(keys)}], {_text(wp)}))", known
 
 
-def _reading_cols(fam: Family, j: int) -> list[str]:
-    """Per-event columns of meter ``j``: w, wk (weight known), v, pres, isnum, tx."""
+def _readings(fam: Family, j: int) -> dict[str, tuple[str, bool]]:
+    """Meter ``j``'s per-event readings: name -> (SQL, is a column of the inner SELECT).
+
+    w (weight), wk (weight known), v (number), pres (property present), isnum (an exact
+    number), tx (its text). Constants are inlined where they are used: ClickHouse 18
+    merges equal constant expressions of a subquery and loses all but one alias.
+    """
     m = fam.meters[j]
-    w, wk = _weight_sql(m)
-    cols = [f"{w} AS w{j}", f"{wk} AS wk{j}"]
+    out: dict[str, tuple[str, bool]] = {}
+    if m.weights:
+        w, wk = _weight_sql(m)
+        out["w"], out["wk"] = (w, True), (wk, True)
+    else:
+        out["w"], out["wk"] = ("toDecimal128(1, 9)", False), ("1", False)
     if m.property:
         i = _idx(m.property)
-        cols += [f"`p.num`[{i}] AS v{j}", f"{i} > 0 AS pres{j}",
-                 f"`p.kind`[{i}] = {KIND_NUMBER} AS isnum{j}", f"`p.text`[{i}] AS tx{j}"]
+        out["v"] = (f"`p.num`[{i}]", True)
+        out["pres"] = (f"{i} > 0", True)
+        out["isnum"] = (f"`p.kind`[{i}] = {KIND_NUMBER}", True)
+        out["tx"] = (f"`p.text`[{i}]", True)
     else:
-        cols += [f"toDecimal128(0, 9) AS v{j}", f"0 AS pres{j}", f"0 AS isnum{j}", f"'' AS tx{j}"]
-    return cols
+        out["v"], out["pres"] = ("toDecimal128(0, 9)", False), ("0", False)
+        out["isnum"], out["tx"] = ("0", False), ("''", False)
+    return out
+
+
+def _reading_cols(fam: Family, j: int) -> list[str]:
+    return [f"{sql} AS {name}{j}" for name, (sql, col) in _readings(fam, j).items() if col]
+
+
+def _refs(fam: Family, j: int, *, inline: bool = False) -> dict[str, str]:
+    """How the outer query names meter ``j``'s readings: an alias, or the expression itself
+    (``inline``: a materialized view on ClickHouse 18 cannot read a subquery's aliases)."""
+    return {name: (f"{name}{j}" if col and not inline else f"({sql})")
+            for name, (sql, col) in _readings(fam, j).items()}
+
+
+def _ok_bad_val(fam: Family, j: int, *, inline: bool = False) -> tuple[str, str, str]:
+    """(value readable, value unreadable, value) of meter ``j`` for count and sum."""
+    m, r = fam.meters[j], _refs(fam, j, inline=inline)
+    if m.aggregation == "count":
+        return r["wk"], f"NOT {r['wk']}", r["w"]
+    ok = f"{r['pres']} AND {r['isnum']} AND {r['wk']}"
+    bad = f"({r['pres']} AND NOT {r['isnum']}) OR ({r['pres']} AND {r['isnum']} AND NOT {r['wk']})"
+    val = f"{r['v']} * {r['w']}" if m.weights else r["v"]
+    return ok, bad, val
 
 
 def _partial_cols(fam: Family, j: int) -> list[str]:
-    """Aggregates of meter ``j``: q (quantity), c (values read), b (unreadable), be, k, f."""
-    m = fam.meters[j]
-    if m.aggregation == "count":
-        ok, bad = f"wk{j}", f"NOT wk{j}"
-        q = f"sumIf(w{j}, {ok})"
-        f = "toFloat64(0)"
-    elif m.aggregation == "sum":
-        ok = f"pres{j} AND isnum{j} AND wk{j}"
-        bad = f"(pres{j} AND NOT isnum{j}) OR (pres{j} AND isnum{j} AND NOT wk{j})"
-        val = f"v{j} * w{j}" if m.weights else f"v{j}"
+    """Aggregates of meter ``j``: q (quantity), c (values read), b (unreadable), be, f, k."""
+    m, r = fam.meters[j], _refs(fam, j)
+    key = "(toUInt32(ts), us, event_id)"
+    if m.aggregation in ("count", "sum"):
+        ok, bad, val = _ok_bad_val(fam, j)
         q = f"sumIf({val}, {ok})"
-        f = f"sumIf(toFloat64({val}), {ok})"
-    elif m.aggregation == "max":
-        ok, bad = f"pres{j} AND isnum{j}", f"pres{j} AND NOT isnum{j}"
-        q, f = f"maxIf(v{j}, {ok})", "toFloat64(0)"
-    elif m.aggregation == "latest":
-        ok, bad = f"pres{j} AND isnum{j}", f"pres{j} AND NOT isnum{j}"
-        q, f = f"argMaxIf(v{j}, (toUInt32(ts), us, event_id), {ok})", "toFloat64(0)"
+        f = f"sumIf(toFloat64({val}), {ok})" if m.aggregation == "sum" else "toFloat64(0)"
+    elif m.aggregation in ("max", "latest"):
+        ok, bad = f"{r['pres']} AND {r['isnum']}", f"{r['pres']} AND NOT {r['isnum']}"
+        q = (f"maxIf({r['v']}, {ok})" if m.aggregation == "max"
+             else f"argMaxIf({r['v']}, {key}, {ok})")
+        f = "toFloat64(0)"
     else:  # unique_count
-        ok, bad = f"pres{j}", "0"
-        q, f = f"uniqExactIf(tx{j}, {ok})", "toFloat64(0)"
+        ok, bad = r["pres"], "0"
+        q, f = f"uniqExactIf({r['tx']}, {ok})", "toFloat64(0)"
     cols = [f"{q} AS q", f"countIf({ok}) AS c", f"countIf({bad}) AS b",
             f"minIf(event_id, {bad}) AS be", f"{f} AS f"]
     if m.aggregation == "latest":
-        cols.append(f"maxIf((toUInt32(ts), us, event_id), {ok}) AS k")
+        cols.append(f"maxIf({key}, {ok}) AS k")
     return cols
 
 
@@ -781,7 +809,10 @@ class ClickHouseUsageStore:
                 first[r[0]] = r
         if not first:
             return result
-        seen = self._existing(list(first))
+        seen, doubled = self._existing(list(first))
+        if doubled:
+            # a writer stopped between its insert and its check: settle those ids now
+            self._settle_races(doubled)
         new = [r for eid, r in first.items() if eid not in seen]
         result.duplicates += len(first) - len(new)
         if new:
@@ -799,14 +830,33 @@ class ClickHouseUsageStore:
         result.accepted += len(new)
         return result
 
-    def _existing(self, ids: Sequence[str]) -> set[str]:
+    def _existing(self, ids: Sequence[str]) -> tuple[set[str], list[str]]:
+        """The ids already stored, and those stored more than once."""
         out: set[str] = set()
+        doubled: list[str] = []
         for off in range(0, len(ids), 20_000):
             chunk = ids[off:off + 20_000]
-            out.update(r[0] for r in self.engine.rows(
-                f"SELECT DISTINCT event_id FROM {self.target.table('ids')} "
-                f"WHERE event_id IN ({lits(chunk)})"))
-        return out
+            for eid, n in self.engine.rows(
+                    f"SELECT event_id, count() FROM {self.target.table('ids')} "
+                    f"WHERE event_id IN ({lits(chunk)}) GROUP BY event_id"):
+                out.add(eid)
+                if int(n) > 1:
+                    doubled.append(eid)
+        return out, doubled
+
+    def repair(self) -> int:
+        """Retract every extra copy of an event id (a sweep over the id index).
+
+        Ingest settles concurrent copies itself; this catches the copies of a writer
+        that stopped between its insert and its check. Returns the ids settled.
+        """
+        with self._lock:
+            ids = [r[0] for r in self.engine.rows(
+                f"SELECT event_id FROM {self.target.table('ids')} GROUP BY event_id "
+                f"HAVING count() > 1")]
+            if ids:
+                self._settle_races(ids)
+            return len(ids)
 
     def _settle_races(self, ids: Sequence[str]) -> None:
         """Retract the extra copies a concurrent writer stored for these ids."""
@@ -823,6 +873,11 @@ class ClickHouseUsageStore:
                 continue
             keep = max(cs, key=lambda c: c[1])
             losers += [c for c in cs if c != keep]
+        if losers:
+            done = {(c, int(r)) for c, r in self.engine.rows(
+                f"SELECT customer, row_id FROM {self._retractions} WHERE kind = 'duplicate' "
+                f"AND customer IN ({lits(sorted({c for c, _ in losers}))})")}
+            losers = [x for x in losers if x not in done]
         if losers:
             self._retract(losers, "duplicate", "a concurrent writer stored this id as well",
                           utc_now())
@@ -994,28 +1049,20 @@ class ClickHouseUsageStore:
         return cols
 
     def _rollup_select(self, fam: Family, source: str, where: str) -> str:
-        """The MV's SELECT: partial states per customer, hour and group."""
+        """The MV's SELECT: partial states per customer, hour and group (one flat SELECT)."""
         gcols = [f"{_text(g)} AS g{i}" for i, g in enumerate(fam.group_by)]
-        read = [c for j in range(len(fam.meters)) for c in _reading_cols(fam, j)]
-        inner = (f"SELECT customer, ts, us, event_id, {', '.join([*gcols, *read])} "
-                 f"FROM {source} WHERE {' AND '.join([*_filter_sql(fam), where])}")
         aggs = ["countState() AS n"]
-        for j, m in enumerate(fam.meters):
-            if m.aggregation == "count":
-                ok, bad, val = f"wk{j}", f"NOT wk{j}", f"w{j}"
-            else:
-                ok = f"pres{j} AND isnum{j} AND wk{j}"
-                bad = f"(pres{j} AND NOT isnum{j}) OR (pres{j} AND isnum{j} AND NOT wk{j})"
-                val = f"v{j} * w{j}" if m.weights else f"v{j}"
+        for j in range(len(fam.meters)):
+            ok, bad, val = _ok_bad_val(fam, j, inline=True)
             aggs += [f"sumStateIf({val}, {ok}) AS q{j}",
                      f"sumStateIf(toUInt64(1), {ok}) AS c{j}",
                      f"sumStateIf(toUInt64(1), {bad}) AS b{j}",
                      f"minStateIf(event_id, {bad}) AS be{j}",
                      f"sumStateIf(toFloat64({val}), {ok}) AS f{j}"]
         keys = ["customer", "bucket", *[f"g{i}" for i in range(len(fam.group_by))]]
-        return (f"SELECT customer, toStartOfHour(ts) AS bucket, "
-                f"{', '.join([*[f'g{i}' for i in range(len(fam.group_by))], *aggs])} "
-                f"FROM ({inner}) GROUP BY {', '.join(keys)}")
+        return (f"SELECT customer, toStartOfHour(ts) AS bucket, {', '.join([*gcols, *aggs])} "
+                f"FROM {source} WHERE {' AND '.join([*_filter_sql(fam), where])} "
+                f"GROUP BY {', '.join(keys)}")
 
     def _build_family(self, fam: Family) -> None:
         t = self.target
@@ -1241,9 +1288,11 @@ class ClickHouseUsageStore:
         where = [time_cond(window.start, window.end), *self._where(None, customers, None),
                  self._visible]
         ev = _event_sql(fam, 0, self._events, where)
-        val = "v0 * w0" if meter.weights else "v0"
-        sql = (f"SELECT customer, toString({val}), pres0 AND (NOT isnum0 OR NOT wk0), event_id "
-               f"FROM ({ev}) WHERE pres0 ORDER BY customer, ts, us, event_id")
+        r = _refs(fam, 0)
+        val = f"{r['v']} * {r['w']}" if meter.weights else r["v"]
+        sql = (f"SELECT customer, toString({val}), {r['pres']} AND (NOT {r['isnum']} OR NOT "
+               f"{r['wk']}), event_id FROM ({ev}) WHERE {r['pres']} "
+               f"ORDER BY customer, ts, us, event_id")
         out: dict[str, list[Decimal]] = {}
         for customer, v, bad, eid in self.engine.rows(sql):
             if bad:
