@@ -117,3 +117,25 @@ def test_a_candidate_that_does_not_validate_lists_its_errors(
     err = capsys.readouterr().err
     assert "2 problems in the catalog" in err
     assert "tiered" in err and "base_fee" in err
+
+
+def test_simulate_with_migration_and_price_response(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    cand = tmp_path / "candidate.yaml"
+    cand.write_text(BASE_FEE)
+    args = ["simulate", "-c", str(cand), "--from", "2026-02-01", "--to", "2026-03-01",
+            "--workspace", str(workspace), "--migration", "--at", "2026-03-10",
+            "--churn-per-pct", "0.005"]
+    assert main([*args, "--json"]) == 0, capsys.readouterr().err
+    data = json.loads(capsys.readouterr().out)
+    (mp,) = data["migration"]
+    paths = {s["customer"]: s["path"] for s in mp["schedule"]}
+    assert paths["a"] == "keep grandfathered" and paths["d"] == "move at renewal"
+    assert {s["renewal_at"] for s in mp["schedule"]} == {"2026-04-01T00:00:00Z"}
+    (resp,) = data["price_response"]
+    assert resp["expected"] == "1388.00" and "assumption" in resp["assumption"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Migration plan" in out and "Expected revenue" in out
+    assert "--at-renewal" in out

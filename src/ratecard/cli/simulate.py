@@ -16,10 +16,12 @@ from rich.table import Table
 
 from ratecard.billing.usage import StoreUsage, UsageSource
 from ratecard.cli.common import JsonOpt, WorkspaceOpt, console, print_json
-from ratecard.clock import Window, parse_time
+from ratecard.clock import Window, parse_time, utc_now
 from ratecard.errors import Unavailable
+from ratecard.money import D
+from ratecard.simulate.migration import MigrationPlan, price_response
 from ratecard.simulate.model import Backtest, CandidateReport
-from ratecard.simulate.service import backtest, load_candidate, parse_mapping
+from ratecard.simulate.service import backtest, load_candidate, migration_plans, parse_mapping
 from ratecard.store.state import session_factory
 from ratecard.workspace import Workspace
 
@@ -111,6 +113,34 @@ def print_backtest(bt: Backtest, limit: int | None) -> None:
         console.print(t)
 
 
+def print_migration(mp: MigrationPlan, limit: int | None) -> None:
+    console.print(f"[bold]Migration plan[/bold] for {escape(mp.candidate)} (first-term cap "
+                  f"{_pct(mp.cap)}; never mid-contract; at renewal: move, or stay with "
+                  "+10-15%)", soft_wrap=True)
+    st = Table(title="paths", title_justify="left")
+    for col in ("path", "customers", "old", "new", "first term"):
+        st.add_column(col, justify="left" if col == "path" else "right")
+    for path, row in mp.summary().items():
+        st.add_row(path, str(row["customers"]), _m(row["old"]), _m(row["new"]),
+                   _m(row["first_term"]))
+    console.print(st)
+    t = Table(title="schedule", title_justify="left")
+    for col in ("customer", "path", "renewal", "old", "new", "first term", "likely"):
+        t.add_column(col, justify="right" if col in ("old", "new", "first term") else "left")
+    steps = mp.steps if limit is None else mp.steps[:limit]
+    for s in steps:
+        t.add_row(escape(s.customer), s.path,
+                  f"{s.renewal_at:%Y-%m-%d}" if s.renewal_at else "",
+                  _m(s.old), _m(s.new), _m(s.first_term), s.choice)
+    console.print(t)
+    commands = [s.command for s in steps if s.command]
+    if commands:
+        console.print(f"to carry it out, apply the candidate (ratecard catalog apply "
+                      f"{escape(mp.candidate)}), then:", soft_wrap=True)
+        for c in commands:
+            console.print(f"  {escape(c)}", soft_wrap=True)
+
+
 def simulate(
     candidate: Annotated[list[Path], typer.Option(
         "--candidate", "-c", help="Candidate catalog file (repeat for up to 10).")],
@@ -128,19 +158,36 @@ def simulate(
     limit: Annotated[int | None, typer.Option(
         "--limit", help="Print only this many customers per candidate (JSON has all).")
                      ] = None,
+    migration: Annotated[bool, typer.Option(
+        "--migration", help="Also plan the migration: a path and renewal date per "
+                            "customer.")] = False,
+    cap: Annotated[str | None, typer.Option(
+        "--cap", help="Largest first-term increase when moving (fraction, default 0.10).")
+                   ] = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", help="Renewals are the first after this time (default now).")] = None,
+    churn_per_pct: Annotated[str | None, typer.Option(
+        "--churn-per-pct", help="Assumed chance a customer leaves per 1% of increase "
+                                "(0.005 = 0.5%): adds an expected revenue.")] = None,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Backtest candidate catalogs: who pays more, who pays less, and the margins."""
     window = Window(parse_time(start, field="--from", default_tz="UTC"),
                     parse_time(end, field="--to", default_tz="UTC"))
+    cap_value = D(cap) if cap is not None else None
+    churn = D(churn_per_pct) if churn_per_pct is not None else None
+    ref = parse_time(at, field="--at", default_tz="UTC") if at is not None else utc_now()
     maps = parse_mapping(mapping or [])
     cands = [load_candidate(c, mapping=maps, plans=plan) for c in candidate]
     ws = Workspace.open(workspace)
     source = read_only_usage(ws)
     session = session_factory(ws)()
+    plans_out: list[MigrationPlan] = []
     try:
         bt = backtest(session, source, cands, window, plans=plan)
+        if migration:
+            plans_out = migration_plans(session, bt, ref, cap=cap_value)
     finally:
         session.rollback()           # a simulation never writes
         session.close()
@@ -152,14 +199,27 @@ def simulate(
 
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(render_html(bt), encoding="utf-8")
+    responses = [x for rep in bt.candidates for x in price_response(rep, churn)] \
+        if churn is not None else []
     if json:
         data = bt.as_dict()
         data["html"] = str(html) if html else None
+        if migration:
+            data["migration"] = [p.as_dict() for p in plans_out]
+        if churn is not None:
+            data["price_response"] = [r.as_dict() for r in responses]
         print_json(data)
-    else:
-        print_backtest(bt, limit)
-        if html is not None:
-            console.print(f"wrote {escape(str(html))}")
+        return
+    print_backtest(bt, limit)
+    for mp in plans_out:
+        print_migration(mp, limit)
+    for r in responses:
+        console.print(f"[bold]Expected revenue[/bold] {escape(r.candidate)} ({r.currency}): "
+                      f"{_m(r.expected.quantize(Decimal('0.01')))} of {_m(r.new)}, "
+                      f"{r.expected_churn.quantize(Decimal('0.01'))} customers expected to "
+                      f"leave ({escape(r.assumption)})", soft_wrap=True)
+    if html is not None:
+        console.print(f"wrote {escape(str(html))}")
 
 
 def register(app: typer.Typer) -> None:

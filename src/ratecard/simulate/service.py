@@ -8,6 +8,8 @@ store is opened read-only by the CLI: a simulation changes no stored state.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -24,6 +26,7 @@ from ratecard.catalog.schema import Catalog
 from ratecard.clock import Window, iso
 from ratecard.errors import InvalidInput, NotFound
 from ratecard.simulate import rules
+from ratecard.simulate.migration import MigrationPlan, plan_migration, renewal_at
 from ratecard.simulate.model import Backtest, Candidate
 
 
@@ -103,3 +106,13 @@ def backtest(
     prep = rules.prepare(inputs, candidates, window, base=base)
     usage = fetch_usage(source, prep.requests + prep.cost_requests)
     return rules.run(prep, usage)
+
+
+def migration_plans(session: Session, bt: Backtest, at: datetime, *,
+                    cap: Decimal | None = None) -> list[MigrationPlan]:
+    """A migration plan per candidate, with each subscription's next renewal after ``at``."""
+    ids = {r.subscription_id for rep in bt.candidates for r in rep.results}
+    subs = repo.subscriptions_by_ids(session, ids)
+    renewals = {sid: renewal_at(sub, at) for sid, sub in subs.items()}
+    kw = {"cap": cap} if cap is not None else {}
+    return [plan_migration(rep, renewals, **kw) for rep in bt.candidates]
