@@ -223,6 +223,29 @@ class LocalClickHouse:
                     proc.kill()
                 proc.wait(timeout=15)
 
+    def kill(self) -> None:
+        """Kill every node at once (SIGKILL), keeping the data: a crash, for tests."""
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.kill()
+                node.proc.wait(timeout=15)
+
+    def restart(self) -> None:
+        """Start the killed nodes again on the same ports with the same data."""
+        cmd = server_command()
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                continue
+            with (node.folder / "stderr.txt").open("ab") as err:
+                node.proc = subprocess.Popen(
+                    [*cmd, f"--config-file={node.folder / 'config.xml'}"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    cwd=node.folder, start_new_session=True,
+                )
+        problem = self._wait_ready()
+        if problem is not None:
+            raise ServerError(f"ClickHouse server did not restart:\n{problem}")
+
     def stop(self) -> None:
         """Stop every node and remove the folder with its data, config and logs."""
         self._stop_nodes()
