@@ -63,7 +63,7 @@ def usages(draw: st.DrawFn) -> TokenUsage:
 BUCKETS = ("input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(model_prices(), usages(), st.sampled_from(BUCKETS), st.integers(1, 300_000))
 def test_cost_is_non_decreasing_in_every_token_count(price: ModelPrice, u: TokenUsage,
                                                       bucket: str, more: int) -> None:
@@ -74,7 +74,7 @@ def test_cost_is_non_decreasing_in_every_token_count(price: ModelPrice, u: Token
     assert cost_with_price(price, bigger, AT).total >= cost_with_price(price, u, AT).total
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(model_prices(), usages())
 def test_total_is_exact_sum_of_lines(price: ModelPrice, u: TokenUsage) -> None:
     b = cost_with_price(price, u, AT)
@@ -83,7 +83,7 @@ def test_total_is_exact_sum_of_lines(price: ModelPrice, u: TokenUsage) -> None:
     assert b.total >= 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(counts, counts, counts, counts, counts)
 def test_every_usage_shape_agrees(uncached: int, cached: int, written: int, answer: int,
                                   reasoning: int) -> None:
@@ -109,7 +109,7 @@ def test_every_usage_shape_agrees(uncached: int, cached: int, written: int, answ
     assert cost_with_price(price, a, AT).total == cost_with_price(price, real, AT).total
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(model_prices(), usages())
 def test_batch_without_batch_prices_costs_half_of_the_tokens(price: ModelPrice,
                                                               u: TokenUsage) -> None:

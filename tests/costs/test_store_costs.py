@@ -261,7 +261,7 @@ times = st.sampled_from([datetime(2026, 3, 2, tzinfo=UTC), MARCH_15 - timedelta(
                          MARCH_15, datetime(2026, 3, 31, 23, 59, tzinfo=UTC)])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(["acme", "beta", "own-key"]), times, event_props()),
                 min_size=1, max_size=40))
 def test_sql_and_python_agree_on_any_mix_of_events(

@@ -68,7 +68,7 @@ times = st.sampled_from([MARCH_15 - timedelta(days=3), MARCH_15 - timedelta(micr
                          MARCH_15, MARCH_15 + timedelta(days=9)])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.sampled_from(sorted(BOOK.models())), st.sampled_from([None, "a", "b", "anthropic"]),
        usages, times)
 def test_table_prices_equal_single_request_prices(model: str, provider: str | None,

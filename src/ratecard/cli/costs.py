@@ -83,7 +83,7 @@ def _time(at: str | None) -> datetime:
 def _unknown(book: PriceBook, model: str) -> Unpriced:
     close = difflib.get_close_matches(model, book.models(), n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return Unpriced(model, f"it is not in the price book{hint}")
+    return Unpriced(model, f"it is not in the price book{hint}")  # close names help here
 
 
 # --------------------------------------------------------------------------- import
@@ -313,6 +313,64 @@ def quote(
     console.print(t)
     for d in b.defaults:
         console.print(f"default: {escape(d)}")
+
+
+# --------------------------------------------------------------------------- unpriced
+
+
+def _month_start(at: datetime) -> datetime:
+    return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+@costs_app.command("unpriced")
+def unpriced(
+    start: Annotated[str | None, typer.Option(
+        "--from", help="Window start (default: the start of this month, UTC).",
+        show_default=False)] = None,
+    end: Annotated[str | None, typer.Option(
+        "--to", help="Window end, exclusive (default: now).", show_default=False)] = None,
+    catalog: CatalogOpt = None,
+    workspace: WorkspaceOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Name the models of stored llm.request events that have no price, and why."""
+    from ratecard.analytics.service import open_store, usage_costs
+    from ratecard.clock import Window
+
+    ws = Workspace.open(workspace)
+    now = utc_now()
+    window = Window(parse_time(start, field="--from", default_tz="UTC") if start
+                    else _month_start(now),
+                    parse_time(end, field="--to", default_tz="UTC") if end else now)
+    book = book_for(workspace or ws.path, catalog)
+    store = open_store(ws)
+    if store is None:
+        raise NotFound(f"no usage store in {ws.path}: ingest events first "
+                       "(`ratecard events ingest FILE`)")
+    try:
+        result = usage_costs(store, book, window)
+    finally:
+        store.close()
+    rows = [{"model": u.model, "events": u.events, "customers": u.customers,
+             "reason": u.reason, "first": iso(u.first_at) if u.first_at else None,
+             "last": iso(u.last_at) if u.last_at else None} for u in result.unpriced]
+    if json:
+        print_json({"from": iso(window.start), "to": iso(window.end), "events": result.events,
+                    "priced_events": result.priced_events,
+                    "unpriced_events": result.unpriced_events, "unpriced": rows})
+        return
+    console.print(f"{result.events:,} llm.request events from {iso(window.start)} to "
+                  f"{iso(window.end)}: {result.priced_events:,} priced, "
+                  f"{result.unpriced_events:,} unpriced")
+    if not rows:
+        return
+    t = Table(show_edge=False, pad_edge=False)
+    for col in ("model", "events", "customers", "first", "last", "reason"):
+        t.add_column(col, justify="right" if col in ("events", "customers") else "left")
+    for r in rows:
+        t.add_row(escape(r["model"]), f"{r['events']:,}", str(r["customers"]), r["first"] or "",
+                  r["last"] or "", escape(r["reason"]))
+    console.print(t)
 
 
 def register(app: typer.Typer) -> None:
