@@ -157,7 +157,7 @@ class Browser:
              f"--remote-debugging-port={self.port}", "about:blank"],
             stdout=self.log, stderr=subprocess.STDOUT)
         ws_url = self._page_socket()
-        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
+        self.ws = websocket.create_connection(ws_url, timeout=90, suppress_origin=True)
         self._id = 0
         self._events: list[dict[str, Any]] = []
         self.send("Page.enable")
@@ -194,7 +194,7 @@ class Browser:
             if "method" in msg:
                 self._events.append(msg)
 
-    def wait_event(self, name: str, timeout: float = 30) -> dict[str, Any]:
+    def wait_event(self, name: str, timeout: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             for i, e in enumerate(self._events):

@@ -187,9 +187,18 @@ def static(name: str) -> Response:
 
 @router.get("/dashboard")
 def overview(request: Request) -> Response:
-    return _dashboard(request, "overview.html", "overview", lambda ctx: {
-        "ov": views.overview(ctx, currency=request.query_params.get("currency")),
-    })
+    def build(ctx: views.Ctx) -> dict[str, Any]:
+        from ratecard.web.charts import Series
+
+        ov = views.overview(ctx)
+        ranked = sorted(ov["plan_revenue"].items(), key=lambda kv: -sum(kv[1]))
+        series = [Series(k, v) for k, v in ranked[:7]]
+        if len(ranked) > 7:
+            rest = [sum(col) for col in zip(*(v for _, v in ranked[7:]), strict=True)]
+            series.append(Series("other plans", rest))
+        return {"ov": ov, "plan_series": series}
+
+    return _dashboard(request, "overview.html", "overview", build)
 
 
 @router.get("/dashboard/customers")
@@ -290,10 +299,13 @@ def usage(request: Request) -> Response:
 @router.get("/dashboard/margins")
 def margins(request: Request) -> Response:
     qp = request.query_params
-    return _dashboard(request, "margins.html", "margins", lambda ctx: {
-        "m": views.margins(ctx, period=qp.get("period") or None,
-                           currency=qp.get("currency") or None),
-    })
+    def build(ctx: views.Ctx) -> dict[str, Any]:
+        m = views.margins(ctx, period=qp.get("period") or None)
+        rows = m["reports"]["customer"].rows if m["reports"]["customer"] else ()
+        return {"m": m, "margin_bars": [(r.key, r.margin) for r in rows],
+                "margin_links": [f"/dashboard/customers/{quote(r.key)}" for r in rows]}
+
+    return _dashboard(request, "margins.html", "margins", build)
 
 
 @router.get("/dashboard/credits")

@@ -658,12 +658,95 @@ def section(problems: list[str], name: str, make: Any, empty: Any) -> Any:
     return empty
 
 
-# --------------------------------------------------------------------------- not yet wired
+# --------------------------------------------------------------------------- margins
+
+
+_reports: dict[tuple[str, Any, str], tuple[float, Any]] = {}
+REPORT_SECONDS = 300
+
+
+def _margin_report(ctx: Ctx, window: Any, by: str) -> Any:
+    """The margins service's report, kept a few minutes (a report scans every event)."""
+    import time
+
+    from ratecard.analytics.service import margins as margin_service
+
+    key = (str(ctx.workspace.path), window, by)
+    hit = _reports.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    # the service opens its own transaction: end this (read-only) one first, or SQLite's
+    # single writer lock (every transaction begins IMMEDIATE) would make it wait for us
+    ctx.session.commit()
+    report = margin_service(ctx.workspace, window, by)
+    if len(_reports) > 64:
+        _reports.clear()
+    _reports[key] = (time.monotonic() + REPORT_SECONDS, report)
+    return report
+
+
+def report_now(now: datetime) -> datetime:
+    """Reports end on the last ten-minute mark, so pages within it share them."""
+    return now.replace(minute=now.minute - now.minute % 10, second=0, microsecond=0)
+
+
+def month_windows(now: datetime, count: int) -> list[Any]:
+    """The last ``count`` calendar months (UTC), the current one cut at ``now``."""
+    from ratecard.clock import Window, add_months
+
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    for k in range(count - 1, -1, -1):
+        start = add_months(first, -k)
+        end = min(add_months(first, -k + 1), now)
+        out.append(Window(start, end))
+    return out
+
+
+PERIODS = ("30d", "month", "90d")
+
+
+def margins(ctx: Ctx, *, period: str | None = None, by: str | None = None,
+            currency: str | None = None) -> dict[str, Any]:
+    """``ratecard margins`` over a window, by customer, plan and model; losers first."""
+    from datetime import timedelta
+
+    from ratecard.clock import Window
+
+    period = period if period in PERIODS else "30d"
+    end = report_now(ctx.now)
+    if period == "month":
+        window = month_windows(end, 1)[0]
+    else:
+        window = Window(end - timedelta(days=int(period[:-1])), end)
+    problems: list[str] = []
+    reports = {dim: section(problems, f"margins by {dim}",
+                            lambda d=dim: _margin_report(ctx, window, d), None)
+               for dim in ("customer", "plan", "model")}
+    return {"period": period, "periods": PERIODS, "window": window, "reports": reports,
+            "problems": problems}
 
 
 def overview(ctx: Ctx, currency: str | None = None) -> dict[str, Any]:
-    return {}
-
-
-def margins(ctx: Ctx, **kw: Any) -> dict[str, Any]:
-    return {}
+    """Revenue, cost and margin per month (the margins service), billed totals, counts."""
+    problems: list[str] = []
+    months = month_windows(report_now(ctx.now), 3)
+    monthly = [section(problems, f"margins {w.start:%b}", lambda w=w: _margin_report(
+        ctx, w, "plan"), None) for w in months]
+    labels = [f"{w.start:%b %Y}" for w in months]
+    revenue = [r.total.revenue if r else None for r in monthly]
+    cost = [r.total.cost if r else None for r in monthly]
+    margin = [r.total.margin if r else None for r in monthly]
+    plan_rev: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO] * len(months))
+    for i, r in enumerate(monthly):
+        for row in (r.rows if r else ()):
+            plan_rev[row.key][i] += row.revenue
+    subs = _subscriptions(ctx)
+    live = [s for s in subs if s.status(ctx.now) in ("active", "trialing", "canceling")]
+    billed = invoice_totals(_invoices(ctx))
+    last = next((r for r in reversed(monthly) if r is not None), None)
+    return {"labels": labels, "revenue": revenue, "cost": cost, "margin": margin,
+            "plan_revenue": dict(plan_rev), "subscriptions": len(live),
+            "customers": len({s.customer for s in live}), "billed": billed,
+            "last": last, "problems": problems,
+            "notes": tuple(last.notes) if last else ()}
