@@ -33,8 +33,6 @@ SAFE_DIGITS = 15
 NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 """The JSON number grammar; a numeric string must match it in full."""
 
-_LIMIT = Decimal(10) ** INT_DIGITS
-
 MISSING = None
 
 
@@ -43,15 +41,20 @@ class NotANumber(ValueError):
 
 
 def exact(d: Decimal) -> bool:
-    """Whether ``d`` fits the store's exact decimal type."""
+    """Whether ``d`` fits the store's exact decimal type (no rounding, below ``10**29``).
+
+    Pure digit arithmetic, so it agrees with the store's SQL for any exponent.
+    """
     if not d.is_finite():
         return False
-    if abs(d) >= _LIMIT:
-        return False
-    if d == 0:
-        return True
-    exponent = d.normalize().as_tuple().exponent
-    return isinstance(exponent, int) and exponent >= -SCALE
+    _, digits, exponent = d.as_tuple()
+    assert isinstance(exponent, int)
+    ds = "".join(map(str, digits)).lstrip("0")
+    if not ds:
+        return True  # zero, whatever its exponent
+    stripped = ds.rstrip("0")
+    exponent += len(ds) - len(stripped)
+    return exponent >= -SCALE and len(stripped) + exponent <= INT_DIGITS
 
 
 def number(value: Any) -> Decimal | None:
@@ -96,14 +99,24 @@ def is_number(value: Any) -> bool:
 
 
 def plain(d: Decimal) -> str:
-    """A decimal in plain notation without trailing zeros (``1.50`` → ``1.5``, ``1E+3`` → 1000)."""
-    if d == 0:
+    """A decimal in plain notation without trailing zeros (``1.50`` → ``1.5``, ``1E+3`` → 1000).
+
+    Exact for any number of digits (no context rounding).
+    """
+    sign, digits, exponent = d.as_tuple()
+    assert isinstance(exponent, int)
+    ds = "".join(map(str, digits)).lstrip("0")
+    if not ds:
         return "0"
-    n = d.normalize()
-    text = format(n, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+    stripped = ds.rstrip("0")
+    exponent += len(ds) - len(stripped)
+    if exponent >= 0:
+        text = stripped + "0" * exponent
+    else:
+        point = len(stripped) + exponent
+        text = (stripped[:point] + "." + stripped[point:] if point > 0
+                else "0." + "0" * (-point) + stripped)
+    return ("-" if sign else "") + text
 
 
 def key_text(value: Any) -> str | None:
@@ -138,26 +151,33 @@ def filter_matches(flt: dict[str, Any], props: Any) -> bool:
 
 
 def significant_digits(d: Decimal) -> int:
-    if d == 0:
-        return 1
-    return len(d.normalize().as_tuple().digits)
+    digits = "".join(map(str, d.as_tuple().digits)).strip("0")
+    return max(1, len(digits))
 
 
 def storable(value: Any) -> Any:
-    """A property value as the store keeps it: long numbers become exact decimal strings."""
+    """A property value as the store keeps it.
+
+    A number is kept as a JSON number only when every JSON reader gets it back
+    exactly (at most 15 significant digits, below ``10**15``, at most 9 decimals);
+    any other number is kept as its decimal text, which meters read unchanged.
+    """
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, float):
         value = Decimal(repr(value))
     if isinstance(value, int):
-        return value if len(str(abs(value))) <= SAFE_DIGITS else str(value)
+        return value if abs(value) < _SAFE_LIMIT else str(value)
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            return str(value)
-        if significant_digits(value) > SAFE_DIGITS:
-            return plain(value)
-        return value
+        if (value.is_finite() and exact(value) and abs(value) < _SAFE_LIMIT
+                and significant_digits(value) <= SAFE_DIGITS):
+            return value
+        text = plain(value) if value.is_finite() else str(value)
+        return text if len(text) <= 64 else str(value)
     return value
+
+
+_SAFE_LIMIT = 10**SAFE_DIGITS
 
 
 def _show(value: Any) -> str:
