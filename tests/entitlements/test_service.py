@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from ratecard.clock import Window
 from ratecard.entitlements import repository as repo
 from ratecard.entitlements import service as ent
-from ratecard.entitlements.rules import calendar_period, floor_minute, parse_window
+from ratecard.entitlements.rules import (
+    MemoryCounter,
+    bucket_deltas,
+    calendar_period,
+    floor_minute,
+    parse_window,
+)
 from ratecard.errors import InvalidInput, NotFound, TimeInvalid
 from ratecard.metering.meters import aggregate
 from ratecard.metering.model import Event
@@ -209,3 +215,15 @@ def _agreement(e: Env, data: Any) -> None:
             expected = aggregate(meter, e.catalog.meters[meter], inside).quantity
             got = e.run(ent.window_usage, cid, meter, span.start, span.end)
             assert got == expected, (meter, span)
+        # the oldest counted minute and the release walk agree with minute buckets in memory
+        mem = MemoryCounter()
+        for (_, meter, minute), q in bucket_deltas(events, e.catalog.meters).items():
+            mem.add(meter, minute, q)
+        excess = D(data.draw(st.integers(0, 40)))
+        strict = data.draw(st.booleans())
+        with e.session() as s:
+            sql = repo.SqlCounter(s, cid)
+            assert sql.first("prompts", span.start, span.end) == mem.first(
+                "prompts", span.start, span.end)
+            assert sql.release("prompts", span.start, span.end, excess, strict) == mem.release(
+                "prompts", span.start, span.end, excess, strict)

@@ -82,12 +82,17 @@ def window_bounds(
     period start to the current minute; the second value is the next period start
     for calendar windows, None for rolling ones.
     """
-    end = floor_minute(at) + BUCKET
+    return _bounds(spec, floor_minute(at), tz)
+
+
+@lru_cache(maxsize=8192)
+def _bounds(spec: WindowSpec, minute: datetime, tz: str) -> tuple[Window, datetime | None]:
+    end = minute + BUCKET
     if spec.kind == "rolling":
         assert spec.length is not None
         return Window(end - spec.length, end), None
     assert spec.unit is not None
-    period = calendar_period(spec.unit, at, tz)
+    period = calendar_period(spec.unit, minute, tz)
     return Window(period.start, end), period.end
 
 

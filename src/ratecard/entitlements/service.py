@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +33,7 @@ from ratecard.entitlements import rules
 from ratecard.entitlements.model import CheckResult, Entitlement, Override
 from ratecard.errors import EventInvalid, InvalidInput, NotFound, TimeInvalid
 from ratecard.metering.model import Event
-from ratecard.money import ZERO, D
+from ratecard.money import D
 from ratecard.store.credits_models import OverrideRow
 
 # --------------------------------------------------------------------------- check
@@ -56,9 +56,9 @@ def check(
     """
     at = ensure_utc(at or utc_now())
     q = D(quantity) if quantity is not None else None
-    cp = repo.customer_plan(session, customer, at)
+    cp = repo.customer_plan(session, customer, at, feature)
     plan = cp.plan
-    overrides = repo.active_overrides(session, customer, feature, at)
+    overrides = repo.active_overrides(session, customer, feature, at) if cp.overrides else []
     ent = rules.resolve(feature, plan.entitlements if plan is not None else {}, overrides, at,
                         f"{cp.plan_code} v{cp.plan_version}" if plan is not None else "")
     pc = plan.credits if plan is not None else None
@@ -69,7 +69,13 @@ def check(
     if ent is not None:
         if ent.kind == "metered":
             _check_meter(session, ent, cp.meters)
-        counter = repo.SqlCounter(session, customer) if ent.kind == "metered" else None
+        counter = None
+        if ent.kind == "metered":
+            counter = repo.SqlCounter(session, customer)
+            spans = [rules.window_bounds(lim.window, at, cp.timezone)[0] for lim in ent.limits]
+            counter.prefetch(ent.meter or "", [(w.start, w.end) for w in spans],
+                             [(w.start, w.end) for w, lim in zip(spans, ent.limits, strict=True)
+                              if lim.window.kind == "rolling"])
         result = rules.evaluate(ent, counter, at, quantity=q, value=value, tz=cp.timezone,
                                 customer=customer)
     if credit_meter:
@@ -229,32 +235,73 @@ class IngestEffects:
     errors: list[str] = field(default_factory=list)
 
 
-def _deltas(
-    events: Iterable[Event], meters: Mapping[str, Meter], errors: list[str]
-) -> tuple[dict[tuple[str, str, datetime], Decimal], dict[tuple[str, str, datetime],
-                                                          tuple[datetime, str]]]:
-    """Per (customer, meter, minute): the quantity and the (latest time, first event id)."""
-    by_type: dict[str, list[tuple[str, Meter]]] = {}
+_NANO = 10**9
+_MINUTE = timedelta(minutes=1)
+
+
+def _contributors(meters: Mapping[str, Meter]) -> dict[str, list[tuple[str, Meter, bool]]]:
+    """Per event type, the additive meters reading it (flag: a plain count, 1 per event)."""
+    by_type: dict[str, list[tuple[str, Meter, bool]]] = {}
     for name, m in meters.items():
         if rules.additive(m):
-            by_type.setdefault(m.event, []).append((name, m))
-    out: dict[tuple[str, str, datetime], Decimal] = {}
-    last: dict[tuple[str, str, datetime], tuple[datetime, str]] = {}
+            plain = m.aggregation == "count" and not m.filter and m.weights is None
+            by_type.setdefault(m.event, []).append((name, m, plain))
+    return by_type
+
+
+def _deltas(
+    events: Iterable[Event], meters: Mapping[str, Meter], errors: list[str],
+    *, track: frozenset[str] = frozenset(),
+) -> tuple[dict[tuple[str, str, int], int], dict[tuple[str, str, int], tuple[datetime, str]]]:
+    """Per (customer, meter, epoch minute): the quantity in billionths; for the meters in
+    ``track``, also the latest event time and the first event id."""
+    by_type = _contributors(meters)
+    out: dict[tuple[str, str, int], int] = {}
+    last: dict[tuple[str, str, int], tuple[datetime, str]] = {}
     for ev in events:
-        for name, m in by_type.get(ev.type, ()):
-            try:
-                q = rules.contribution(name, m, ev)
-            except EventInvalid as e:
-                errors.append(str(e))
-                continue
-            if q is None or q == 0:
-                continue
-            key = (ev.customer, name, rules.floor_minute(ev.timestamp))
-            out[key] = out.get(key, ZERO) + q
-            prev = last.get(key)
-            last[key] = (max(prev[0], ev.timestamp) if prev else ev.timestamp,
-                         min(prev[1], ev.event_id) if prev else ev.event_id)
+        found = by_type.get(ev.type)
+        if not found:
+            continue
+        minute = (ev.timestamp - repo.EPOCH) // _MINUTE
+        for name, m, plain in found:
+            if plain:
+                n = _NANO
+            else:
+                try:
+                    q = rules.contribution(name, m, ev)
+                except EventInvalid as e:
+                    errors.append(str(e))
+                    continue
+                if q is None or q == 0:
+                    continue
+                n = int((q * _NANO).to_integral_value())
+            key = (ev.customer, name, minute)
+            out[key] = out.get(key, 0) + n
+            if name in track:
+                prev = last.get(key)
+                last[key] = (ev.timestamp, ev.event_id) if prev is None else (
+                    max(prev[0], ev.timestamp), min(prev[1], ev.event_id))
     return out, last
+
+
+def credit_meters(session: Session) -> frozenset[str]:
+    """Meters that burn credits in any stored plan version (cached per state)."""
+    from sqlalchemy import func
+
+    from ratecard.store.models import PlanVersionRow
+
+    key_row = session.execute(select(func.count(PlanVersionRow.id),
+                                     func.max(PlanVersionRow.id))).first()
+    key = f"credits:{session.get_bind().engine.url}:{tuple(key_row or ())}"
+    hit = _features.get(key)
+    if hit is not None:
+        return hit
+    names: set[str] = set()
+    for definition in session.scalars(select(PlanVersionRow.definition)):
+        names.update((definition.get("plan", {}).get("credits") or {}).get("burn") or {})
+    out = frozenset(names)
+    _features[key] = out
+    return out
 
 
 def on_events_ingested(
@@ -266,30 +313,39 @@ def on_events_ingested(
 ) -> IngestEffects:
     """Keep checks current with newly stored events (call once per stored batch).
 
-    Adds each event to the minute and hour counters of every count/sum meter of
-    ``catalog`` it matches, and burns the credits of credit meters under each
-    customer's plan at the event's time (partial burns: a shortfall is recorded for
-    overage or blocking). Pass only events that were actually stored (not duplicates):
-    counters add, they do not deduplicate. Problems (an unknown weight) are collected
-    per event; the rest goes on.
+    Adds each event to the counters of every count/sum meter of ``catalog`` it
+    matches, and burns the credits of credit meters under each customer's plan at the
+    event's time (partial burns: a shortfall is recorded for overage or blocking).
+    Pass only events that were actually stored (not duplicates): counters add, they
+    do not deduplicate. Problems (an unknown weight) are collected per event; the
+    rest goes on.
     """
     effects = IngestEffects()
-    deltas, last = _deltas(events, catalog.meters, effects.errors)
+    track = credit_meters(session) if burn_credits else frozenset()
+    deltas, last = _deltas(events, catalog.meters, effects.errors, track=track)
     effects.counter_rows = repo.add_counts(session, deltas)
-    if burn_credits:
+    if track and last:
         effects.burns = _burn_credits(session, deltas, last, catalog)
     return effects
 
 
+def on_event_voided(session: Session, event: Event, catalog: Catalog) -> int:
+    """Take a voided (retracted) event back out of the counters. Credits it burned are
+    not returned (grant them back with ``ratecard credits grant`` if due)."""
+    errors: list[str] = []
+    deltas, _ = _deltas([event], catalog.meters, errors)
+    return repo.add_counts(session, {k: -v for k, v in deltas.items()})
+
+
 def _burn_credits(
     session: Session,
-    deltas: Mapping[tuple[str, str, datetime], Decimal],
-    last: Mapping[tuple[str, str, datetime], tuple[datetime, str]],
+    deltas: Mapping[tuple[str, str, int], int],
+    last: Mapping[tuple[str, str, int], tuple[datetime, str]],
     catalog: Catalog,
 ) -> list[Any]:
     from ratecard.credits import service as credits
 
-    customers = sorted({c for c, _, _ in deltas})
+    customers = sorted({c for c, _, _ in last})
     burns: list[Any] = []
     for customer in customers:
         try:
@@ -299,13 +355,15 @@ def _burn_credits(
         phases = repo.customer_phases(session, cp.customer_id)
         if not any(ph.plan.credits is not None and ph.plan.credits.burn for ph in phases):
             continue
-        keys = sorted((k for k in deltas if k[0] == customer), key=lambda k: (k[2], k[1]))
+        keys = sorted((k for k in last if k[0] == customer), key=lambda k: (k[2], k[1]))
         for key in keys:
             _, meter, minute = key
             at, first_id = last[key]
+            quantity = repo.join(0, deltas[key])
             burns.extend(credits.burn_usage(
-                session, customer, {meter: deltas[key]}, at=at,
-                reference=f"ingest:{iso(minute)}:{first_id}", catalog=catalog))
+                session, customer, {meter: quantity}, at=at,
+                reference=f"ingest:{iso(repo.from_minute(minute))}:{first_id}",
+                catalog=catalog))
     return burns
 
 

@@ -11,8 +11,9 @@
 * ``credit_purchases``: pack and top-up purchases (the monthly top-up cap reads them).
 * ``credit_notices``: low-balance and depleted events for notification.
 * ``entitlement_overrides``: per-customer entitlements with start and end.
-* ``usage_counters``: usage per customer, meter and UTC minute (``res='m'``) or hour
-  (``res='h'``), kept current at ingestion; a check sums them, never the events.
+* ``usage_counters``: usage per customer and meter in buckets of 1, 5, 30, 180 and
+  1440 minutes (``lvl``; ``bucket`` = the bucket's first minute since the Unix epoch,
+  UTC), kept current at ingestion; a check sums a few of them, never the events.
   Quantities are exact with 9 decimals: whole ``units`` plus ``nanos``
   (billionths), both integers so that SUM stays exact on SQLite and PostgreSQL.
 """
@@ -191,7 +192,7 @@ class CounterRow(Base):
 
     customer: Mapped[str] = mapped_column(String(200), primary_key=True)
     meter: Mapped[str] = mapped_column(String(200), primary_key=True)
-    res: Mapped[str] = mapped_column(String(1), primary_key=True)
+    lvl: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     units: Mapped[int] = mapped_column(BigInteger, default=0)
     nanos: Mapped[int] = mapped_column(BigInteger, default=0)

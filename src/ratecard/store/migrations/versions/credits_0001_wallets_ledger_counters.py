@@ -174,11 +174,11 @@ def upgrade() -> None:
         "usage_counters",
         sa.Column("customer", sa.String(length=200), nullable=False),
         sa.Column("meter", sa.String(length=200), nullable=False),
-        sa.Column("res", sa.String(length=1), nullable=False),
+        sa.Column("lvl", sa.Integer(), nullable=False),
         sa.Column("bucket", sa.BigInteger(), nullable=False),
         sa.Column("units", sa.BigInteger(), nullable=False),
         sa.Column("nanos", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("customer", "meter", "res", "bucket"),
+        sa.PrimaryKeyConstraint("customer", "meter", "lvl", "bucket"),
         sqlite_with_rowid=False,
     )
     bind = op.get_bind()
