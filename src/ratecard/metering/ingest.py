@@ -414,7 +414,7 @@ def ingest_sources(
                             rec = r.to_json()
                             rec["source"] = source
                             if raw_by_line.get(r.line) is not None:
-                                rec["raw"] = raw_by_line[r.line]
+                                rec["raw"] = raw_by_line[r.line].rstrip("\r\n")
                             rejects.write(json.dumps(rec, ensure_ascii=False) + "\n")
                         rejects.flush()
                 if on_commit is not None:

@@ -473,17 +473,20 @@ class DuckDBUsageStore:
 
     @classmethod
     def open(cls, url: str, *, read_only: bool = False) -> DuckDBUsageStore:
-        target = url[len("duckdb://"):]
-        if target in ("", ":memory:", "/:memory:"):
+        # as SQLAlchemy does: duckdb:///relative/path, duckdb:////absolute/path
+        if url in ("duckdb://", "duckdb://:memory:", "duckdb:///:memory:"):
             path = ":memory:"
             read_only = False
-        else:
-            if not target.startswith("/"):
-                raise InvalidInput(f"usage store URL {url!r}: use duckdb:///absolute/path")
-            path = target[1:] if target.startswith("//") else target
+        elif url.startswith("duckdb:///"):
+            path = url[len("duckdb:///"):]
             if read_only and not Path(path).exists():
                 raise NotFound(f"no usage store at {path}; run `ratecard init` first")
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            raise InvalidInput(
+                f"usage store URL {url!r}: write duckdb:///relative/path or "
+                "duckdb:////absolute/path"
+            )
         try:
             con = duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as e:
