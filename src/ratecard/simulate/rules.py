@@ -30,14 +30,14 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from ratecard.billing import rules as billing
-from ratecard.billing.model import DraftLine, Subscription
+from ratecard.billing.model import DraftLine, Phase, Subscription
 from ratecard.billing.usage import meters_key
 from ratecard.catalog.schema import Catalog, Meter, Plan
-from ratecard.clock import Window, iso
+from ratecard.clock import INTERVAL_MONTHS, Window, iso
 from ratecard.errors import InvalidInput, RatecardError
 from ratecard.metering.model import UsageSnapshot
-from ratecard.money import ZERO
-from ratecard.pricing.plan import TOKEN_KINDS, with_catalog_costs
+from ratecard.money import ONE, ZERO, quantize
+from ratecard.pricing.plan import ARREARS, TOKEN_KINDS, rate_plan, with_catalog_costs
 from ratecard.simulate.model import (
     Amounts,
     Backtest,
@@ -94,6 +94,27 @@ class Prepared:
     cost_key: str = ""                      # the meter-set key of the catalog's costed meters
     _meters: dict[tuple[PlanKey, int], tuple[str, dict[str, Meter], frozenset[str]]] = \
         field(default_factory=dict)
+    _advance: dict[tuple[object, ...], tuple[Decimal, ...]] = field(default_factory=dict)
+
+    def advance(self, key: PlanKey, plan: Plan, catalog: Catalog, phase: Phase,
+                currency: str, first: bool) -> tuple[Decimal, ...]:
+        """The precise in-advance fees of one full term (billing's ``advance_lines``),
+        computed once per plan, seats, term and first-or-not."""
+        ck = (key, id(catalog), phase.seats, phase.term, currency, first)
+        hit = self._advance.get(ck)
+        if hit is None:
+            hit = tuple(x[4] for x in billing.advance_lines(plan, catalog, phase, currency,
+                                                             first=first))
+            self._advance[ck] = hit
+        return hit
+
+    def fee_share(self, key: PlanKey, plan: Plan, catalog: Catalog, phase: Phase,
+                  currency: str) -> Decimal:
+        """The in-advance fees that fall in one usage period (they count toward a minimum),
+        as billing computes them."""
+        total = sum(self.advance(key, plan, catalog, phase, currency, False), ZERO)
+        return total * Decimal(INTERVAL_MONTHS[billing.usage_interval(plan)]) / Decimal(
+            INTERVAL_MONTHS[phase.term])
 
     def meter_set(self, key: PlanKey, catalog: Catalog, plan: Plan
                   ) -> tuple[str, dict[str, Meter], frozenset[str]]:
@@ -147,21 +168,68 @@ def invoice_plans(sub: Subscription, plans: Mapping[PlanKey, Plan],
     return tuple(out)
 
 
+def remap(invoices: Sequence[billing.InvoicePlan], phases: Mapping[int, Phase],
+          sub_id: int) -> tuple[billing.InvoicePlan, ...]:
+    """The invoice plans with each phase replaced (``phases`` maps ``id(old phase)``)."""
+    out = []
+    for ip in invoices:
+        segs = tuple(replace(sg, phase=phases.get(id(sg.phase), sg.phase))
+                     for sg in ip.segments)
+        adv = tuple(replace(a, phase=phases.get(id(a.phase), a.phase)) for a in ip.advance)
+        out.append(replace(ip, subscription_id=sub_id, segments=segs, advance=adv))
+    return tuple(out)
+
+
+class Timelines:
+    """Invoice plans per subscription timeline, computed once per distinct timeline.
+
+    The boundaries and proration of an invoice depend on the subscription's dates,
+    timezone and phases (start, plan, term, anchor), not on who the customer is or how
+    many seats it has; subscriptions that share a timeline share the plan.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[object, ...], tuple[tuple[Phase, ...],
+                                                     tuple[billing.InvoicePlan, ...]]] = {}
+
+    def plans(self, sub: Subscription, plans: Mapping[PlanKey, Plan],
+              window: Window) -> tuple[billing.InvoicePlan, ...]:
+        key = (window, sub.started_at, sub.trial_end, sub.ends_at, sub.timezone,
+               tuple((p.starts_at, p.plan_code, p.plan_version, p.term, p.anchor)
+                     for p in sub.phases))
+        hit = self._cache.get(key)
+        if hit is None:
+            template = replace(sub, id=0, customer="", phases=tuple(
+                replace(p, seats=0, reason="") for p in sub.phases))
+            hit = (template.phases, invoice_plans(template, plans, window))
+            self._cache[key] = hit
+        tphases, invoices = hit
+        mapping = {id(tp): rp for tp, rp in zip(tphases, sub.phases, strict=True)}
+        return remap(invoices, mapping, sub.id)
+
+
 def candidate_version(index: int) -> int:
     """The pseudo version of candidate ``index``'s plans (stored versions are positive)."""
     return -(index + 2)
 
 
-def candidate_scenario(inp: SubInput, cand: Candidate, index: int,
-                       window: Window) -> Scenario | None:
+def candidate_scenario(inp: SubInput, cand: Candidate, index: int, window: Window,
+                       current: Scenario | None = None,
+                       timelines: Timelines | None = None) -> Scenario | None:
     """The subscription moved to the candidate's plans; None when none of its phases is
-    on a plan the candidate replaces."""
+    on a plan the candidate replaces.
+
+    When every moved phase keeps its term and its usage interval, the boundaries are
+    the current ones and ``current``'s invoice plans are reused with the phases
+    swapped; otherwise the invoices are planned again.
+    """
     sub = inp.sub
     plans = dict(inp.plans)
     catalogs = dict(inp.catalogs)
     phases = []
     notes: list[str] = []
     new_plan = None
+    same_timeline = True
     for ph in sub.phases:
         target = cand.target(ph.plan_code)
         if target is None:
@@ -179,6 +247,9 @@ def candidate_scenario(inp: SubInput, cand: Candidate, index: int,
             term = plan.interval
             notes.append(f"prepaid term {ph.term} does not fit {target!r}; rated per "
                          f"{plan.interval}")
+        old = inp.plans[(ph.plan_code, ph.plan_version)]
+        if term != ph.term or billing.usage_interval(plan) != billing.usage_interval(old):
+            same_timeline = False
         key = (target, candidate_version(index))
         plans[key] = plan
         catalogs[key] = cand.catalog
@@ -187,8 +258,14 @@ def candidate_scenario(inp: SubInput, cand: Candidate, index: int,
     if new_plan is None:
         return None
     moved = replace(sub, phases=tuple(phases))
-    return Scenario(moved, plans, catalogs, invoice_plans(moved, plans, window), new_plan,
-                    tuple(notes))
+    if same_timeline and current is not None:
+        swap = {id(o): n for o, n in zip(sub.phases, moved.phases, strict=True)}
+        invoices = remap(current.invoices, swap, sub.id)
+    elif timelines is not None:
+        invoices = timelines.plans(moved, plans, window)
+    else:
+        invoices = invoice_plans(moved, plans, window)
+    return Scenario(moved, plans, catalogs, invoices, new_plan, tuple(notes))
 
 
 def prepare(
@@ -223,10 +300,11 @@ def prepare(
                     seen.add(uk)
                     prep.requests.append((uk, ms, values))
 
+    timelines = Timelines()
     for i, inp in enumerate(prep.inputs):
         try:
             cur = Scenario(inp.sub, inp.plans, inp.catalogs,
-                           invoice_plans(inp.sub, inp.plans, window))
+                           timelines.plans(inp.sub, inp.plans, window))
         except RatecardError as e:
             prep.errors[(i, CURRENT)] = str(e)
             continue
@@ -243,7 +321,7 @@ def prepare(
                         prep.cost_requests.append((uk, costed, frozenset()))
         for j, cand in enumerate(prep.candidates):
             try:
-                sc = candidate_scenario(inp, cand, j, window)
+                sc = candidate_scenario(inp, cand, j, window, cur, timelines)
             except RatecardError as e:
                 prep.errors[(i, j)] = str(e)
                 continue
@@ -270,6 +348,49 @@ def rate(prep: Prepared, sc: Scenario,
     return lines
 
 
+def amounts(prep: Prepared, sc: Scenario,
+            usage: Mapping[UsageKey, UsageSnapshot]) -> list[tuple[str, Decimal]]:
+    """Every invoice line's rounded amount and slice, as :func:`billing.assemble` makes
+    them, without building descriptions: the in-advance fees of each term come from
+    billing's ``advance_lines`` (once per plan, seats and term), each usage period is
+    rated by the pricing engine's ``rate_plan``, and the minimum true-up, proration
+    and rounding follow ``assemble`` line for line (a test holds the two equal)."""
+    cur = sc.sub.currency
+    out: list[tuple[str, Decimal]] = []
+    for ip in sc.invoices:
+        for item in ip.advance:
+            ph = item.phase
+            key = (ph.plan_code, ph.plan_version)
+            fees = prep.advance(key, sc.plans[key], sc.catalogs[key], ph, cur, item.first)
+            if item.kind == "period" and item.fraction == ONE:
+                out.extend(("(fees)", quantize(x, cur)) for x in fees)
+            else:
+                sign = -1 if item.kind == "credit" else 1
+                out.extend(("(fees)", quantize(x * item.fraction * sign, cur)) for x in fees)
+        for seg in ip.segments:
+            ph = seg.phase
+            key = (ph.plan_code, ph.plan_version)
+            plan = sc.plans[key]
+            catalog = sc.catalogs[key]
+            mk, ms, _ = prep.meter_set(key, catalog, plan)
+            snap = usage.get((sc.sub.customer, mk, seg.window), {}) if ms else {}
+            quote = rate_plan(catalog, ph.plan_code, with_catalog_costs(catalog, snap),
+                              plan=plan, seats=ph.seats, first_period=False,
+                              include=(ARREARS,), minimum=False)
+            spend = ZERO
+            for ln in quote.lines:
+                rounded = quantize(ln.amount, cur)
+                spend += rounded
+                out.append((ln.meter or ("(fees)" if ln.kind in FEE_KINDS
+                                         else f"({ln.kind})"), rounded))
+            if plan.minimum:
+                gap = plan.minimum * seg.fraction - spend - prep.fee_share(
+                    key, plan, catalog, ph, cur) * seg.fraction
+                if gap > 0:
+                    out.append(("(minimum)", quantize(gap, cur)))
+    return out
+
+
 def slice_of(line: DraftLine) -> str:
     """Where a line's money comes from: its meter, or fees, credits, minimum."""
     if line.meter:
@@ -279,12 +400,21 @@ def slice_of(line: DraftLine) -> str:
     return f"({line.kind})"
 
 
-def _slices(lines: Iterable[DraftLine]) -> dict[str, Decimal]:
+def _slices(parts: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
     out: dict[str, Decimal] = {}
-    for ln in lines:
-        k = slice_of(ln)
-        out[k] = out.get(k, ZERO) + ln.amount
+    for k, amount in parts:
+        out[k] = out.get(k, ZERO) + amount
     return out
+
+
+def _rated(prep: Prepared, sc: Scenario, usage: Mapping[UsageKey, UsageSnapshot],
+           reference: bool) -> tuple[Decimal, dict[str, Decimal]]:
+    """The scenario's total and its slices (``reference``: through ``billing.assemble``)."""
+    if reference:
+        parts = [(slice_of(ln), ln.amount) for ln in rate(prep, sc, usage)]
+    else:
+        parts = amounts(prep, sc, usage)
+    return sum((a for _, a in parts), ZERO), _slices(parts)
 
 
 def _cost(prep: Prepared, sc: Scenario, usage: Mapping[UsageKey, UsageSnapshot]
@@ -343,8 +473,29 @@ def distribution(results: Iterable[CustomerResult]) -> tuple[Bucket, ...]:
     return tuple(out)
 
 
-def run(prep: Prepared, usage: Mapping[UsageKey, UsageSnapshot]) -> Backtest:
-    """Rate every scenario over the fetched usage and compare candidates."""
+@dataclass
+class Rated:
+    """The rating of some subscriptions (a chunk, or all): per subscription index its
+    baseline ``(total, slices, cost, invoices)`` or error, and per (index, candidate)
+    its ``(total, slices)`` or error. Chunks rated apart merge with :meth:`merge`."""
+
+    baseline: dict[int, tuple[Decimal, dict[str, Decimal], Decimal | None, int]] = \
+        field(default_factory=dict)
+    base_errors: dict[int, str] = field(default_factory=dict)
+    moved: dict[tuple[int, int], tuple[Decimal, dict[str, Decimal]]] = \
+        field(default_factory=dict)
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    def merge(self, other: Rated) -> Rated:
+        self.baseline.update(other.baseline)
+        self.base_errors.update(other.base_errors)
+        self.moved.update(other.moved)
+        self.errors.update(other.errors)
+        return self
+
+
+def check_usage(prep: Prepared, usage: Mapping[UsageKey, UsageSnapshot]) -> None:
+    """A period without any recorded usage is an error, not a report of zeros."""
     if prep.requests and not any(
         u.quantity != 0 or u.values for snap in usage.values() for u in snap.values()
     ):
@@ -352,21 +503,50 @@ def run(prep: Prepared, usage: Mapping[UsageKey, UsageSnapshot]) -> Backtest:
             f"no usage between {iso(prep.window.start)} and {iso(prep.window.end)} for the "
             "subscriptions simulated; pick a period with recorded events"
         )
-    baseline: dict[int, tuple[Decimal, dict[str, Decimal], Decimal | None, int]] = {}
-    base_errors: dict[int, str] = {}
-    for (i, j), sc in prep.scenarios.items():
-        if j != CURRENT or sc is None:
+
+
+def rate_subs(prep: Prepared, usage: Mapping[UsageKey, UsageSnapshot],
+              indices: Iterable[int], *, reference: bool = False) -> Rated:
+    """Rate the current and candidate scenarios of the subscriptions at ``indices``."""
+    out = Rated()
+    for i in indices:
+        if (i, CURRENT) in prep.errors:
+            out.base_errors[i] = prep.errors[(i, CURRENT)]
+            continue
+        cur = prep.scenarios.get((i, CURRENT))
+        if cur is None:
             continue
         try:
-            lines = rate(prep, sc, usage)
+            total, slices = _rated(prep, cur, usage, reference)
         except RatecardError as e:
-            base_errors[i] = str(e)
+            out.base_errors[i] = str(e)
             continue
-        baseline[i] = (sum((ln.amount for ln in lines), ZERO), _slices(lines),
-                       _cost(prep, sc, usage), len(sc.invoices))
-    for (i, j), msg in prep.errors.items():
-        if j == CURRENT:
-            base_errors[i] = msg
+        out.baseline[i] = (total, slices, _cost(prep, cur, usage), len(cur.invoices))
+        for j in range(len(prep.candidates)):
+            sc = prep.scenarios.get((i, j))
+            if sc is None:
+                continue
+            try:
+                out.moved[(i, j)] = _rated(prep, sc, usage, reference)
+            except RatecardError as e:
+                out.errors[(i, j)] = str(e)
+    return out
+
+
+def run(prep: Prepared, usage: Mapping[UsageKey, UsageSnapshot], *,
+        reference: bool = False) -> Backtest:
+    """Rate every scenario over the fetched usage and compare candidates.
+
+    ``reference=True`` assembles every invoice with :func:`billing.assemble` itself
+    (slower; the result is the same, which a test checks).
+    """
+    check_usage(prep, usage)
+    return compare(prep, rate_subs(prep, usage, range(len(prep.inputs)),
+                                   reference=reference))
+
+
+def compare(prep: Prepared, rated: Rated) -> Backtest:
+    """The reports of every candidate from the rated scenarios."""
     reports = []
     for j, cand in enumerate(prep.candidates):
         results: list[CustomerResult] = []
@@ -374,25 +554,20 @@ def run(prep: Prepared, usage: Mapping[UsageKey, UsageSnapshot]) -> Backtest:
         replaced = 0
         for i, inp in enumerate(prep.inputs):
             sub = inp.sub
-            if i in base_errors:
-                errors.append(SubError(sub.customer, sub.id, base_errors[i]))
+            if i in rated.base_errors:
+                errors.append(SubError(sub.customer, sub.id, rated.base_errors[i]))
                 continue
-            if i not in baseline:
+            if i not in rated.baseline:
                 continue
-            if (i, j) in prep.errors:
-                errors.append(SubError(sub.customer, sub.id, prep.errors[(i, j)]))
+            msg = prep.errors.get((i, j)) or rated.errors.get((i, j))
+            if msg is not None:
+                errors.append(SubError(sub.customer, sub.id, msg))
                 continue
-            old, old_slices, cost, n = baseline[i]
+            old, old_slices, cost, n = rated.baseline[i]
             sc = prep.scenarios.get((i, j))
             new, new_slices, notes = old, old_slices, ()
             if sc is not None:
-                try:
-                    lines = rate(prep, sc, usage)
-                except RatecardError as e:
-                    errors.append(SubError(sub.customer, sub.id, str(e)))
-                    continue
-                new = sum((ln.amount for ln in lines), ZERO)
-                new_slices = _slices(lines)
+                new, new_slices = rated.moved[(i, j)]
                 notes = sc.notes
                 replaced += 1
             phase = sub.current_phase(prep.window.end)
@@ -405,7 +580,7 @@ def run(prep: Prepared, usage: Mapping[UsageKey, UsageSnapshot]) -> Backtest:
                 cost=cost, invoices=n, slices=slices, notes=notes,
             ))
         reports.append(_report(cand.name, prep.window, results, errors, replaced))
-    customers = len({prep.inputs[i].sub.customer for i in baseline})
+    customers = len({prep.inputs[i].sub.customer for i in rated.baseline})
     return Backtest(prep.window, tuple(reports), customers)
 
 

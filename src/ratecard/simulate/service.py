@@ -7,6 +7,8 @@ store is opened read-only by the CLI: a simulation changes no stored state.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +27,7 @@ from ratecard.catalog import load_catalog
 from ratecard.catalog.schema import Catalog
 from ratecard.clock import Window, iso
 from ratecard.errors import InvalidInput, NotFound
+from ratecard.metering.model import UsageSnapshot
 from ratecard.simulate import rules
 from ratecard.simulate.migration import MigrationPlan, plan_migration, renewal_at
 from ratecard.simulate.model import Backtest, Candidate
@@ -96,8 +99,10 @@ def backtest(
     window: Window,
     *,
     plans: Sequence[str] | None = None,
+    workers: int | None = None,
 ) -> Backtest:
-    """Rate the window's usage under the current plan versions and each candidate."""
+    """Rate the window's usage under the current plan versions and each candidate
+    (``workers`` processes for large runs; default one per CPU)."""
     inputs, base = load_inputs(session, window, plans)
     if not inputs:
         scope = f" on {', '.join(plans)}" if plans else ""
@@ -105,7 +110,45 @@ def backtest(
                            f"{iso(window.end)}; pick another period")
     prep = rules.prepare(inputs, candidates, window, base=base)
     usage = fetch_usage(source, prep.requests + prep.cost_requests)
-    return rules.run(prep, usage)
+    rules.check_usage(prep, usage)
+    return rules.compare(prep, rate_parallel(prep, usage, workers=workers))
+
+
+# Rating is CPU-bound and pure: large backtests rate chunks of subscriptions in forked
+# worker processes, which inherit the prepared scenarios and the usage read once.
+_SHARED: tuple[rules.Prepared, Mapping[rules.UsageKey, UsageSnapshot]] | None = None
+MIN_PARALLEL = 400
+
+
+def _rate_chunk(indices: list[int]) -> rules.Rated:
+    assert _SHARED is not None
+    prep, usage = _SHARED
+    return rules.rate_subs(prep, usage, indices)
+
+
+def rate_parallel(prep: rules.Prepared, usage: Mapping[rules.UsageKey, UsageSnapshot], *,
+                  workers: int | None = None, min_parallel: int = MIN_PARALLEL
+                  ) -> rules.Rated:
+    """:func:`rules.rate_subs` over every subscription, in ``workers`` processes (default:
+    one per CPU) when there are at least ``min_parallel`` subscriptions and the platform
+    can fork; the result is the same as rating them in one process."""
+    n = len(prep.inputs)
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    if workers <= 1 or n < min_parallel or "fork" not in mp.get_all_start_methods():
+        return rules.rate_subs(prep, usage, range(n))
+    global _SHARED
+    _SHARED = (prep, usage)
+    try:
+        step = workers * 4
+        chunks = [list(range(k, n, step)) for k in range(step)]
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_rate_chunk, chunks)
+    finally:
+        _SHARED = None
+    merged = rules.Rated()
+    for part in parts:
+        merged.merge(part)
+    return merged
 
 
 def migration_plans(session: Session, bt: Backtest, at: datetime, *,
