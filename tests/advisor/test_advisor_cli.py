@@ -104,22 +104,64 @@ def test_advise_errors_are_one_line(args: list[str], message: str, tmp_path: Pat
     assert not (tmp_path / "x.yaml").exists()
 
 
-def test_advise_cost_from_a_workspace_needs_the_unit_economics_report(
+WORKSPACE_CATALOG = """\
+currency: USD
+meters:
+  resolutions: {event: ticket.closed, aggregation: count, filter: {outcome: resolved}}
+costs:
+  meters: {resolutions: "0.12"}
+plans:
+  payg:
+    archetype: agent
+    charges: [{meter: resolutions, model: per_unit, unit_price: "0.99"}]
+"""
+
+
+def test_advise_takes_the_real_cost_per_task_from_a_workspace(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "ratecard.toml").write_text("[events]\n")
-    code = main(["advise", "--product-type", "agent", "--outcome-measurable",
-                 "--outcome-attributable", "--human-cost", "10", "--cost-meter", "tasks",
-                 "--from", "2026-01-01T00:00:00Z", "--to", "2026-02-01T00:00:00Z",
-                 "--workspace", str(ws)])
-    import ratecard.analytics as analytics
+    usage = pytest.importorskip("ratecard.store.usage")
+    from ratecard.billing.catalogs import apply_catalog
+    from ratecard.billing.customers import create_customer
+    from ratecard.billing.subscriptions import create_subscription
+    from ratecard.catalog.loader import parse_catalog_text
+    from ratecard.clock import parse_time
+    from ratecard.metering.model import Event
+    from ratecard.store import state
+    from ratecard.store.state import session_scope
+    from ratecard.workspace import Workspace
 
-    if hasattr(analytics, "cost_per_task"):
-        pytest.skip("the unit-economics report provides cost_per_task; covered elsewhere")
-    assert code == 1
-    assert "pass --cost-per-task" in capsys.readouterr().err
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    start = parse_time("2026-01-01T00:00:00Z")
+    with session_scope(ws) as s:
+        apply_catalog(s, parse_catalog_text(WORKSPACE_CATALOG), WORKSPACE_CATALOG)
+        for cid in ("a", "b"):
+            create_customer(s, cid)
+            create_subscription(s, cid, "payg", start=start)
+    store = usage.open_usage_store(ws.usage_url)
+    at = parse_time("2026-02-10T00:00:00Z")
+    store.append([Event(f"{c}-{i}", "ticket.closed", c, at, {"outcome": "resolved"})
+                  for c, n in (("a", 30), ("b", 70)) for i in range(n)])
+    store.close()
+    state.dispose(ws.database_url)
+    try:
+        code = main(["advise", "--product-type", "agent", "--outcome-measurable",
+                     "--outcome-attributable", "--human-cost", "15", "--cost-meter",
+                     "resolutions", "--from", "2026-02-01", "--to", "2026-03-01",
+                     "--workspace", str(ws.path), "--json"])
+        assert code == 0, capsys.readouterr().err
+        report = json.loads(capsys.readouterr().out)
+        # 100 resolutions at a unit cost of 0.12: the floor at 50% is 0.24
+        assert report["price"]["cost_per_task"] == "0.12"
+        assert report["price"]["floor"] == "0.24"
+        assert any("cost per task from workspace" in n for n in report["notes"])
+        assert main(["advise", "--product-type", "agent", "--outcome-measurable",
+                     "--outcome-attributable", "--human-cost", "15", "--cost-meter",
+                     "resolutions", "--from", "2025-02-01", "--to", "2025-03-01",
+                     "--workspace", str(ws.path)]) == 1
+        assert "has no usage" in capsys.readouterr().err
+    finally:
+        state.dispose(ws.database_url)
 
 
 def test_lint_exit_codes_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
