@@ -319,7 +319,7 @@ def _first_wins(events: list[Event]) -> list[Event]:
     return list(seen.values())
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(events=event_lists(), meter=meters(), window=windows, rollups=st.booleans(),
        split=st.integers(0, 40), voids=st.lists(st.integers(0, 40), max_size=3),
@@ -401,7 +401,7 @@ def raw_lines(draw: st.DrawFn) -> str:
     return draw(st.sampled_from([text, text, text, text[:-1], "[" + text + "]"]))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(raw_lines(), min_size=1, max_size=25), catalog=st.booleans())
 def test_bulk_ingest_follows_parse_event(

@@ -269,7 +269,10 @@ def _json_rows(table: pa.Table, first_line: int, *, csv: bool) -> pa.Table:
         def cell(c: str) -> str:
             return f"NULLIF({ident(c)}, '')" if csv else ident(c)
 
-        parts = ", ".join(f"{json.dumps(c)}, {cell(c)}" for c in extra)
+        def lit(c: str) -> str:
+            return "'" + c.replace("'", "''") + "'"
+
+        parts = ", ".join(f"{lit(c)}, {cell(c)}" for c in extra)
         obj = f"json_object({parts})" if extra else "'{}'::JSON"
         bad_props = "to_json(properties::VARCHAR)" if "properties" in names else "'{}'::JSON"
         props_json = (f"CASE WHEN ({props}) IS NULL THEN {bad_props} ELSE "
