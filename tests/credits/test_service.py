@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from ratecard.clock import Window
 from ratecard.credits import service as credits
-from ratecard.credits.model import AutoTopUp
+from ratecard.credits.model import AutoTopUp, Grant
+from ratecard.credits.rules import Wallet
 from ratecard.errors import (
     Conflict,
     InsufficientCredits,
@@ -207,3 +210,52 @@ def test_concurrent_hard_burns_never_overspend(env: Env) -> None:
     assert env.run(credits.available, "race", at=T0 + timedelta(hours=2)) == 5
     v = env.run(credits.verify, "race")
     assert v["ok"] and v["burned"] == 90
+
+
+# --------------------------------------------------------------------------- the database agrees
+
+_ops = st.lists(st.one_of(
+    st.tuples(st.just("grant"), st.integers(1, 300), st.sampled_from(["0", "0.01"]),
+              st.none() | st.integers(1, 200), st.integers(0, 2)),
+    st.tuples(st.just("burn"), st.integers(1, 250), st.sampled_from(["hard", "partial"])),
+    st.tuples(st.just("void"), st.integers(0, 20)),
+), max_size=14)
+_n = iter(range(10**9))
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=_ops, gaps=st.lists(st.integers(0, 60), min_size=14, max_size=14))
+def test_database_wallet_matches_the_rules(sqlite_env: Env, ops: list, gaps: list[int]) -> None:
+    cid = f"prop{next(_n)}"
+    sqlite_env.customer(cid)
+    mem = Wallet(cid)
+    now = T0
+    for op, gap in zip(ops, gaps, strict=False):
+        now = now + timedelta(hours=gap)
+        if op[0] == "grant":
+            _, amount, cost, exp_h, prio = op
+            g = sqlite_env.run(credits.grant, cid, amount, source="promotion", cost_basis=cost,
+                               priority=prio, at=now,
+                               expires_at=None if exp_h is None else now + timedelta(hours=exp_h))
+            mem = mem.add(Grant(g.id, cid, D(amount), "promotion", now, g.expires_at, prio,
+                                D(cost), created_at=now), at=now)
+        elif op[0] == "burn":
+            _, amount, mode = op
+            try:
+                r = sqlite_env.run(credits.burn, cid, amount, at=now, mode=mode)
+            except InsufficientCredits:
+                with pytest.raises(InsufficientCredits):
+                    mem.burn(D(amount), now, mode=mode)
+                continue
+            mem, plan = mem.burn(D(amount), now, mode=mode)
+            assert [(e.grant_id, e.amount) for e in r.entries] == [
+                (e.grant_id, e.amount) for e in plan.entries]
+        elif mem.grants:
+            target = mem.grants[op[1] % len(mem.grants)]
+            if target.voided_at is None:
+                sqlite_env.run(credits.void_grant, cid, target.id, at=now)
+                mem = mem.void(target.id, now)
+        assert sqlite_env.run(credits.available, cid, at=now) == mem.advance(now).available(now)
+    v = sqlite_env.run(credits.verify, cid)
+    assert v["ok"] and v["difference"] == 0

@@ -227,3 +227,16 @@ def _agreement(e: Env, data: Any) -> None:
                 "prompts", span.start, span.end)
             assert sql.release("prompts", span.start, span.end, excess, strict) == mem.release(
                 "prompts", span.start, span.end, excess, strict)
+
+
+def test_a_voided_event_leaves_the_counters(env: Env) -> None:
+    env.customer("dev1")
+    env.subscribe("dev1", "lite", MON - timedelta(days=1))
+    evs = prompts("dev1", 120, MON, MIN, "a")
+    env.run(ent.on_events_ingested, evs, env.catalog)
+    at = MON + timedelta(hours=3)
+    assert not env.run(ent.check, "dev1", "prompts", at=at).allowed
+    env.run(ent.on_event_voided, evs[5], env.catalog)
+    r = env.run(ent.check, "dev1", "prompts", at=at)
+    assert r.allowed and r.used == 119
+    assert env.run(ent.window_usage, "dev1", "tokens", MON, at) == 1190

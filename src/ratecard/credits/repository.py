@@ -157,6 +157,8 @@ def append(
     grants: dict[str, GrantRow],
     *,
     burn_id: int | None = None,
+    burn: BurnRow | None = None,
+    flush: bool = True,
 ) -> list[LedgerRow]:
     """Append entries and update each grant's cached ``remaining``/``open`` with them."""
     now = utc_now()
@@ -165,11 +167,13 @@ def append(
         g = grants[e.grant_id]
         rows.append(LedgerRow(wallet_id=wallet.id, grant_id=e.grant_id, customer=wallet.customer,
                               kind=e.kind, amount=e.amount, at=e.at, recorded_at=now,
-                              reference=e.reference, burn_id=burn_id, note=e.note))
+                              reference=e.reference, burn_id=burn_id, note=e.note,
+                              burn=burn))
         g.remaining = g.remaining + e.amount
         g.open = g.remaining > 0 and g.voided_at is None
     session.add_all(rows)
-    session.flush()
+    if flush:
+        session.flush()
     return rows
 
 
@@ -211,9 +215,23 @@ def burn_by_reference(session: Session, wallet_id: int, reference: str) -> BurnR
                                                  BurnRow.reference == reference)).first()
 
 
-def insert_burn(session: Session, row: BurnRow) -> BurnRow:
+def burns_by_references(
+    session: Session, wallet_id: int, references: Sequence[str]
+) -> dict[str, BurnRow]:
+    out: dict[str, BurnRow] = {}
+    refs = sorted(set(references))
+    for i in range(0, len(refs), 500):
+        for row in session.scalars(select(BurnRow).where(
+                BurnRow.wallet_id == wallet_id, BurnRow.reference.in_(refs[i:i + 500]))):
+            if row.reference is not None:
+                out[row.reference] = row
+    return out
+
+
+def insert_burn(session: Session, row: BurnRow, *, flush: bool = True) -> BurnRow:
     session.add(row)
-    session.flush()
+    if flush:
+        session.flush()
     return row
 
 
@@ -252,7 +270,6 @@ def insert_notices(session: Session, wallet: WalletRow, notices: Iterable[Notice
     for n in notices:
         session.add(NoticeRow(wallet_id=wallet.id, customer=wallet.customer, kind=n.kind,
                               balance=n.balance, threshold=n.threshold, at=n.at))
-    session.flush()
 
 
 def notice_rows(session: Session, wallet_id: int, *, undelivered: bool = False) -> list[NoticeRow]:

@@ -483,6 +483,21 @@ def _available(session: Session, w: WalletRow, at: datetime) -> Decimal:
                                    at)
 
 
+@dataclass(frozen=True)
+class BurnRequest:
+    """One burn of :func:`burn_many`: ``credits`` at ``at`` (the usage time)."""
+
+    credits: Decimal
+    at: datetime
+    reference: str | None = None
+    meter: str | None = None
+    quantity: Decimal | None = None
+    plan: str | None = None
+    mode: BurnMode = "partial"
+    grant_id: str | None = None
+    note: str = ""
+
+
 def burn(
     session: Session,
     customer: str,
@@ -506,41 +521,125 @@ def burn(
     ``reference``, burning twice returns the first result (``duplicate``). Records
     low-balance/depleted notices and runs the auto top-up rule.
     """
-    at = ensure_utc(at or utc_now())
-    amount = D(credits)
-    if mode not in ("hard", "partial"):
-        raise InvalidInput(f"burn mode {mode!r}: use hard or partial")
-    w = open_wallet(session, customer, at)
-    if reference is not None:
-        done = repo.burn_by_reference(session, w.id, reference)
-        if done is not None:
-            return _burn_result(session, done, duplicate=True)
+    req = BurnRequest(D(credits), ensure_utc(at or utc_now()), reference, meter, quantity, plan,
+                      mode, grant_id, note)
+    return burn_many(session, customer, [req], catalog=catalog)[0]
+
+
+def burn_many(
+    session: Session,
+    customer: str,
+    requests: Sequence[BurnRequest],
+    *,
+    catalog: Catalog | None = None,
+) -> list[BurnResult]:
+    """Several burns of one wallet under one lock, in time order (results in that order).
+
+    Between burns, grants that expire by the next burn's time expire (or roll over)
+    exactly as they would one burn at a time; the ingestion hook uses this for a
+    batch of events.
+    """
+    if not requests:
+        return []
+    for r in requests:
+        if r.mode not in ("hard", "partial"):
+            raise InvalidInput(f"burn mode {r.mode!r}: use hard or partial")
+    reqs = sorted(requests, key=lambda r: ensure_utc(r.at))
+    w = wallet(session, customer)
+    repo.lock_wallet(session, w)
+    sync_plan_grants(session, w, max(ensure_utc(r.at) for r in reqs))
+    done = repo.burns_by_references(session, w.id, [r.reference for r in reqs if r.reference])
     rows = {r.id: r for r in repo.grant_rows(session, w.id, open_only=True)}
-    if grant_id is not None and grant_id not in rows:
-        target = repo.grant_row(session, w.id, grant_id)  # NotFound for another wallet's
-        rows[target.id] = target
-    st = repo.states(rows.values())
-    before = rules.available_balance(st, at)
-    plan_ = rules.plan_burn(st, amount, at, customer=customer, reference=reference,
-                            grant_id=grant_id, mode=mode, note=note)
-    value = sum((-e.amount * rows[e.grant_id].cost_basis for e in plan_.entries), ZERO)
-    row = repo.insert_burn(session, BurnRow(
-        wallet_id=w.id, customer=customer, reference=reference, meter=meter, quantity=quantity,
-        requested=amount, covered=plan_.covered, shortfall=plan_.shortfall, value=value,
-        mode=mode, plan=plan, at=at, recorded_at=utc_now(), note=note))
-    repo.append(session, w, plan_.entries, rows, burn_id=row.id)
-    after = before - plan_.covered if grant_id is None else _available(session, w, at)
-    notices = rules.balance_notices(customer, before, after, w.low_balance_threshold, at)
-    repo.insert_notices(session, w, notices)
-    topup = _maybe_topup(session, w, after, at, reference or f"burn-{row.id}", catalog)
-    return BurnResult(customer, reference, amount, plan_.covered, plan_.shortfall, value, at,
-                      plan_.entries, tuple(notices), topup, False, meter)
+    grants = {gid: repo.to_grant(r) for gid, r in rows.items()}
+    results: list[BurnResult] = []
+    for req in reqs:
+        at = ensure_utc(req.at)
+        if req.reference is not None and req.reference in done:
+            results.append(_burn_result(session, done[req.reference], duplicate=True))
+            continue
+        _expire_until(session, w, rows, grants, at)
+        if req.grant_id is not None and req.grant_id not in rows:
+            target = repo.grant_row(session, w.id, req.grant_id)  # NotFound: another wallet's
+            rows[target.id] = target
+            grants[target.id] = repo.to_grant(target)
+        st = [GrantState(grants[gid], r.remaining) for gid, r in rows.items()
+              if r.open or gid == req.grant_id]
+        before = rules.available_balance(st, at)
+        plan_ = rules.plan_burn(st, D(req.credits), at, customer=customer,
+                                reference=req.reference, grant_id=req.grant_id, mode=req.mode,
+                                note=req.note)
+        value = sum((-e.amount * rows[e.grant_id].cost_basis for e in plan_.entries), ZERO)
+        row = BurnRow(
+            wallet_id=w.id, customer=customer, reference=req.reference, meter=req.meter,
+            quantity=req.quantity, requested=plan_.requested, covered=plan_.covered,
+            shortfall=plan_.shortfall, value=value, mode=req.mode, plan=req.plan, at=at,
+            recorded_at=utc_now(), note=req.note)
+        repo.insert_burn(session, row, flush=False)
+        repo.append(session, w, plan_.entries, rows, burn=row, flush=False)
+        after = rules.available_balance(
+            [GrantState(grants[gid], r.remaining) for gid, r in rows.items() if r.open], at)
+        notices = rules.balance_notices(customer, before, after, w.low_balance_threshold, at)
+        repo.insert_notices(session, w, notices)
+        topup = _maybe_topup(session, w, after, at,
+                             req.reference or f"burn-{uuid.uuid4().hex[:12]}", catalog)
+        if topup is not None:
+            for g in topup.grants:
+                grow = session.get(GrantRow, g.id)
+                if grow is not None:
+                    rows[g.id] = grow
+                    grants[g.id] = g
+        if req.reference is not None:
+            done[req.reference] = row
+        results.append(BurnResult(customer, req.reference, plan_.requested, plan_.covered,
+                                  plan_.shortfall, value, at, plan_.entries, tuple(notices),
+                                  topup, False, req.meter))
+    session.flush()
+    return results
+
+
+def _expire_until(
+    session: Session, w: WalletRow, rows: dict[str, GrantRow], grants: dict[str, Grant],
+    until: datetime,
+) -> None:
+    """Expire (and roll over) the loaded open grants whose expiry is at or before ``until``."""
+    while True:
+        due = rules.due_expiries(
+            [GrantState(grants[gid], r.remaining) for gid, r in rows.items() if r.open], until)
+        if not due:
+            return
+        res = rules.expire(due[0])
+        entries = list(res.entries)
+        if res.rolled is not None and res.rolled_entry is not None:
+            rolled_row = repo.insert_grant(session, w, res.rolled)
+            rows[rolled_row.id] = rolled_row
+            grants[rolled_row.id] = res.rolled
+            entries.append(res.rolled_entry)
+        repo.append(session, w, entries, rows, flush=False)
 
 
 def _burn_result(session: Session, row: BurnRow, *, duplicate: bool) -> BurnResult:
     entries = tuple(repo.to_entry(e) for e in repo.entries_of_burn(session, row.id))
     return BurnResult(row.customer, row.reference, row.requested, row.covered, row.shortfall,
                       row.value, row.at, entries, (), None, duplicate, row.meter)
+
+
+def usage_requests(
+    phases: Sequence[Any], usage: Sequence[tuple[datetime, str, Decimal, str]],
+) -> list[BurnRequest]:
+    """Burn requests for credit-meter usage ``(at, meter, quantity, reference)`` under the
+    plan of the phase in force at each ``at`` (phases from ``customer_phases``)."""
+    out = []
+    for at, meter, quantity, reference in usage:
+        phase = None
+        for ph in phases:
+            if ph.start <= at and (ph.end is None or at < ph.end):
+                phase = ph
+        pc = phase.plan.credits if phase is not None else None
+        credits = rules.credits_for(pc, meter, quantity)
+        if credits is None or credits <= 0:
+            continue
+        out.append(BurnRequest(credits, at, reference, meter, quantity, phase.plan_code))
+    return out
 
 
 def burn_usage(
@@ -556,21 +655,13 @@ def burn_usage(
     ``at`` (``usage``: meter → quantity). Usage has happened, so the burn is partial:
     a shortfall is recorded (billed as overage, or blocked from then on). Meters the
     plan does not burn are ignored; a customer without a plan burns nothing."""
-    from ratecard.entitlements.repository import customer_plan
+    from ratecard.entitlements.repository import customer_phases
 
-    cp = customer_plan(session, customer, at)
-    pc = cp.plan.credits if cp.plan is not None else None
-    if pc is None or not pc.burn:
-        return []
-    out = []
-    for meter in sorted(usage):
-        credits = rules.credits_for(pc, meter, usage[meter])
-        if credits is None or credits <= 0:
-            continue
-        out.append(burn(session, customer, credits, at=at, reference=f"{reference}:{meter}",
-                        mode="partial", meter=meter, quantity=usage[meter], plan=cp.plan_code,
-                        catalog=catalog))
-    return out
+    cust = repo.customer_row(session, customer)
+    at = ensure_utc(at)
+    reqs = usage_requests(customer_phases(session, cust.id),
+                          [(at, m, D(q), f"{reference}:{m}") for m, q in sorted(usage.items())])
+    return burn_many(session, customer, reqs, catalog=catalog)
 
 
 # --------------------------------------------------------------------------- reading

@@ -343,27 +343,31 @@ def _burn_credits(
     last: Mapping[tuple[str, str, int], tuple[datetime, str]],
     catalog: Catalog,
 ) -> list[Any]:
+    """One :func:`ratecard.credits.service.burn_many` per customer: a burn per meter and
+    minute with usage, at the minute's latest event, under the plan in force then."""
     from ratecard.credits import service as credits
+    from ratecard.credits.repository import customer_row
 
-    customers = sorted({c for c, _, _ in last})
+    by_customer: dict[str, list[tuple[str, str, int]]] = {}
+    for key in last:
+        by_customer.setdefault(key[0], []).append(key)
     burns: list[Any] = []
-    for customer in customers:
+    for customer in sorted(by_customer):
         try:
-            cp = repo.customer_plan(session, customer, utc_now())
+            cust = customer_row(session, customer)
         except NotFound:
             continue  # events of a customer not created yet: counted, nothing to burn
-        phases = repo.customer_phases(session, cp.customer_id)
+        phases = repo.customer_phases(session, cust.id)
         if not any(ph.plan.credits is not None and ph.plan.credits.burn for ph in phases):
             continue
-        keys = sorted((k for k in last if k[0] == customer), key=lambda k: (k[2], k[1]))
-        for key in keys:
+        usage = []
+        for key in sorted(by_customer[customer], key=lambda k: (k[2], k[1])):
             _, meter, minute = key
             at, first_id = last[key]
-            quantity = repo.join(0, deltas[key])
-            burns.extend(credits.burn_usage(
-                session, customer, {meter: quantity}, at=at,
-                reference=f"ingest:{iso(repo.from_minute(minute))}:{first_id}",
-                catalog=catalog))
+            usage.append((at, meter, repo.join(0, deltas[key]),
+                          f"ingest:{iso(repo.from_minute(minute))}:{first_id}:{meter}"))
+        reqs = credits.usage_requests(phases, usage)
+        burns.extend(credits.burn_many(session, customer, reqs, catalog=catalog))
     return burns
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ratecard.store.models import Amount, Base, JSONDoc, UTCDateTime
 
@@ -133,6 +133,8 @@ class LedgerRow(Base):
     reference: Mapped[str | None] = mapped_column(String(300), nullable=True)
     burn_id: Mapped[int | None] = mapped_column(ForeignKey("credit_burns.id"), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
+
+    burn: Mapped[BurnRow | None] = relationship()
 
 
 class PurchaseRow(Base):
