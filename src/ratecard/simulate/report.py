@@ -79,14 +79,12 @@ def _pct(v: Decimal | None) -> str:
 
 def render_html(bt: Backtest) -> str:
     """The backtest as one HTML page (inline SVG charts, no scripts)."""
+    from ratecard.web.charts import delta_chart
+
     charts: list[Markup] = []
-    try:
-        from ratecard.web.charts import delta_chart
-    except ImportError:  # pragma: no cover - the web package ships with ratecard
-        delta_chart = None
     for c in bt.candidates:
-        items = [(r.customer, r.delta) for r in c.results]
-        if delta_chart is not None and items:
+        items: list[tuple[str, Decimal | int]] = [(r.customer, r.delta) for r in c.results]
+        if items:
             charts.append(delta_chart(items, good="negative", limit=25,
                                       title=f"{c.name}: change per customer"))
         else:

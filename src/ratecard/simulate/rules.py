@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
 from ratecard.billing import rules as billing
 from ratecard.billing.model import DraftLine, Phase, Subscription
@@ -77,6 +78,16 @@ class Scenario:
     invoices: tuple[billing.InvoicePlan, ...]
     new_plan: str | None = None
     notes: tuple[str, ...] = ()
+    phases: Mapping[int, Phase] | None = None   # id(invoice plan phase) -> actual phase
+
+    def phase(self, ph: Phase) -> Phase:
+        """The subscription's own phase for a phase of the (shared) invoice plans."""
+        return self.phases.get(id(ph), ph) if self.phases else ph
+
+    def materialized(self) -> tuple[billing.InvoicePlan, ...]:
+        """The invoice plans with this subscription's own phases in them."""
+        return remap(self.invoices, self.phases, self.sub.id) if self.phases \
+            else self.invoices
 
 
 @dataclass
@@ -95,6 +106,7 @@ class Prepared:
     _meters: dict[tuple[PlanKey, int], tuple[str, dict[str, Meter], frozenset[str]]] = \
         field(default_factory=dict)
     _advance: dict[tuple[object, ...], tuple[Decimal, ...]] = field(default_factory=dict)
+    _needs_cost: dict[PlanKey, bool] = field(default_factory=dict)
 
     def advance(self, key: PlanKey, plan: Plan, catalog: Catalog, phase: Phase,
                 currency: str, first: bool) -> tuple[Decimal, ...]:
@@ -106,6 +118,15 @@ class Prepared:
             hit = tuple(x[4] for x in billing.advance_lines(plan, catalog, phase, currency,
                                                              first=first))
             self._advance[ck] = hit
+        return hit
+
+    def needs_cost(self, key: PlanKey, plan: Plan) -> bool:
+        """Whether rating the plan reads the cost of usage (a ``cost_plus`` charge): only
+        then does the usage need the catalog's costs filled in."""
+        hit = self._needs_cost.get(key)
+        if hit is None:
+            hit = any(c.model == "cost_plus" for c in plan.charges)
+            self._needs_cost[key] = hit
         return hit
 
     def fee_share(self, key: PlanKey, plan: Plan, catalog: Catalog, phase: Phase,
@@ -192,8 +213,8 @@ class Timelines:
         self._cache: dict[tuple[object, ...], tuple[tuple[Phase, ...],
                                                      tuple[billing.InvoicePlan, ...]]] = {}
 
-    def plans(self, sub: Subscription, plans: Mapping[PlanKey, Plan],
-              window: Window) -> tuple[billing.InvoicePlan, ...]:
+    def plans(self, sub: Subscription, plans: Mapping[PlanKey, Plan], window: Window
+              ) -> tuple[tuple[billing.InvoicePlan, ...], dict[int, Phase]]:
         key = (window, sub.started_at, sub.trial_end, sub.ends_at, sub.timezone,
                tuple((p.starts_at, p.plan_code, p.plan_version, p.term, p.anchor)
                      for p in sub.phases))
@@ -204,8 +225,7 @@ class Timelines:
             hit = (template.phases, invoice_plans(template, plans, window))
             self._cache[key] = hit
         tphases, invoices = hit
-        mapping = {id(tp): rp for tp, rp in zip(tphases, sub.phases, strict=True)}
-        return remap(invoices, mapping, sub.id)
+        return invoices, {id(tp): rp for tp, rp in zip(tphases, sub.phases, strict=True)}
 
 
 def candidate_version(index: int) -> int:
@@ -260,12 +280,17 @@ def candidate_scenario(inp: SubInput, cand: Candidate, index: int, window: Windo
     moved = replace(sub, phases=tuple(phases))
     if same_timeline and current is not None:
         swap = {id(o): n for o, n in zip(sub.phases, moved.phases, strict=True)}
-        invoices = remap(current.invoices, swap, sub.id)
-    elif timelines is not None:
-        invoices = timelines.plans(moved, plans, window)
-    else:
-        invoices = invoice_plans(moved, plans, window)
-    return Scenario(moved, plans, catalogs, invoices, new_plan, tuple(notes))
+        if current.phases:
+            mapping = {k: swap.get(id(v), v) for k, v in current.phases.items()}
+        else:
+            mapping = swap
+        return Scenario(moved, plans, catalogs, current.invoices, new_plan, tuple(notes),
+                        mapping)
+    if timelines is not None:
+        invoices, mapping = timelines.plans(moved, plans, window)
+        return Scenario(moved, plans, catalogs, invoices, new_plan, tuple(notes), mapping)
+    return Scenario(moved, plans, catalogs, invoice_plans(moved, plans, window), new_plan,
+                    tuple(notes))
 
 
 def prepare(
@@ -293,7 +318,8 @@ def prepare(
     def want(sc: Scenario) -> None:
         for ip in sc.invoices:
             for seg in ip.segments:
-                key = (seg.phase.plan_code, seg.phase.plan_version)
+                ph = sc.phase(seg.phase)
+                key = (ph.plan_code, ph.plan_version)
                 mk, ms, values = prep.meter_set(key, sc.catalogs[key], sc.plans[key])
                 uk = (sc.sub.customer, mk, seg.window)
                 if ms and uk not in seen:
@@ -303,8 +329,8 @@ def prepare(
     timelines = Timelines()
     for i, inp in enumerate(prep.inputs):
         try:
-            cur = Scenario(inp.sub, inp.plans, inp.catalogs,
-                           timelines.plans(inp.sub, inp.plans, window))
+            invoices, mapping = timelines.plans(inp.sub, inp.plans, window)
+            cur = Scenario(inp.sub, inp.plans, inp.catalogs, invoices, phases=mapping)
         except RatecardError as e:
             prep.errors[(i, CURRENT)] = str(e)
             continue
@@ -335,7 +361,7 @@ def rate(prep: Prepared, sc: Scenario,
          usage: Mapping[UsageKey, UsageSnapshot]) -> list[DraftLine]:
     """Every line of the scenario's invoices, assembled by billing's rules."""
     lines: list[DraftLine] = []
-    for ip in sc.invoices:
+    for ip in sc.materialized():
         snaps: dict[tuple[PlanKey, Window], UsageSnapshot] = {}
         for seg in ip.segments:
             key = (seg.phase.plan_code, seg.phase.plan_version)
@@ -359,7 +385,7 @@ def amounts(prep: Prepared, sc: Scenario,
     out: list[tuple[str, Decimal]] = []
     for ip in sc.invoices:
         for item in ip.advance:
-            ph = item.phase
+            ph = sc.phase(item.phase)
             key = (ph.plan_code, ph.plan_version)
             fees = prep.advance(key, sc.plans[key], sc.catalogs[key], ph, cur, item.first)
             if item.kind == "period" and item.fraction == ONE:
@@ -368,13 +394,15 @@ def amounts(prep: Prepared, sc: Scenario,
                 sign = -1 if item.kind == "credit" else 1
                 out.extend(("(fees)", quantize(x * item.fraction * sign, cur)) for x in fees)
         for seg in ip.segments:
-            ph = seg.phase
+            ph = sc.phase(seg.phase)
             key = (ph.plan_code, ph.plan_version)
             plan = sc.plans[key]
             catalog = sc.catalogs[key]
             mk, ms, _ = prep.meter_set(key, catalog, plan)
             snap = usage.get((sc.sub.customer, mk, seg.window), {}) if ms else {}
-            quote = rate_plan(catalog, ph.plan_code, with_catalog_costs(catalog, snap),
+            if snap and prep.needs_cost(key, plan):
+                snap = with_catalog_costs(catalog, snap)
+            quote = rate_plan(catalog, ph.plan_code, snap,
                               plan=plan, seats=ph.seats, first_period=False,
                               include=(ARREARS,), minimum=False)
             spend = ZERO
@@ -565,7 +593,8 @@ def compare(prep: Prepared, rated: Rated) -> Backtest:
                 continue
             old, old_slices, cost, n = rated.baseline[i]
             sc = prep.scenarios.get((i, j))
-            new, new_slices, notes = old, old_slices, ()
+            new, new_slices = old, old_slices
+            notes: tuple[str, ...] = ()
             if sc is not None:
                 new, new_slices = rated.moved[(i, j)]
                 notes = sc.notes
@@ -584,27 +613,68 @@ def compare(prep: Prepared, rated: Rated) -> Backtest:
     return Backtest(prep.window, tuple(reports), customers)
 
 
+class _Sum:
+    """A mutable running total, frozen into :class:`Totals` at the end."""
+
+    __slots__ = ("cost", "customers", "less", "more", "new", "old", "same", "zero")
+
+    def __init__(self) -> None:
+        self.customers = self.more = self.less = self.same = self.zero = 0
+        self.old = self.new = ZERO
+        self.cost: Decimal | None = ZERO
+
+    def add(self, r: CustomerResult, outcome: str) -> None:
+        self.customers += 1
+        self.old += r.old
+        self.new += r.new
+        self.cost = None if self.cost is None or r.cost is None else self.cost + r.cost
+        self.more += outcome == "more"
+        self.less += outcome == "less"
+        self.same += outcome == "same"
+        self.zero += r.old == 0
+
+    def totals(self) -> Totals:
+        return Totals(self.customers, self.old, self.new, self.cost, self.more, self.less,
+                      self.same, self.zero)
+
+
+COHORTS = {"more": "pays more", "less": "pays less", "same": "unchanged"}
+
+
+def _bump(table: dict[Any, _Sum], key: object, r: CustomerResult, outcome: str) -> None:
+    acc = table.get(key)
+    if acc is None:
+        acc = table[key] = _Sum()
+    acc.add(r, outcome)
+
+
 def _report(name: str, window: Window, results: list[CustomerResult],
             errors: list[SubError], replaced: int) -> CandidateReport:
     results.sort(key=lambda r: (-r.delta, r.customer, r.subscription_id))
-    totals: dict[str, Totals] = {}
-    by_plan: dict[tuple[str, str], Totals] = {}
-    by_meter: dict[tuple[str, str], Amounts] = {}
-    cohorts: dict[tuple[str, str], Totals] = {}
+    totals: dict[str, _Sum] = {}
+    by_plan: dict[tuple[str, str], _Sum] = {}
+    by_meter: dict[tuple[str, str], list[Decimal]] = {}
+    cohorts: dict[tuple[str, str], _Sum] = {}
     for r in results:
         c = r.currency
-        totals[c] = totals.get(c, Totals()).add(r)
-        pk = (c, f"{r.plan} v{r.version}")
-        by_plan[pk] = by_plan.get(pk, Totals()).add(r)
-        for m, a in r.slices.items():
-            by_meter[(c, m)] = by_meter.get((c, m), Amounts()) + a
-        for cohort in (r.outcome,) + (("zero baseline",) if r.zero_baseline else ()):
-            ck = (c, {"more": "pays more", "less": "pays less", "same": "unchanged"}.get(
-                cohort, cohort))
-            cohorts[ck] = cohorts.get(ck, Totals()).add(r)
+        outcome = r.outcome
+        _bump(totals, c, r, outcome)
+        _bump(by_plan, (c, f"{r.plan} v{r.version}"), r, outcome)
+        _bump(cohorts, (c, COHORTS[outcome]), r, outcome)
+        if r.old == 0:
+            _bump(cohorts, (c, "zero baseline"), r, outcome)
+        for m, amt in r.slices.items():
+            pair = by_meter.get((c, m))
+            if pair is None:
+                by_meter[(c, m)] = [amt.old, amt.new]
+            else:
+                pair[0] += amt.old
+                pair[1] += amt.new
     return CandidateReport(
-        name=name, window=window, results=tuple(results), totals=totals,
-        by_plan=dict(sorted(by_plan.items())), by_meter=dict(sorted(by_meter.items())),
-        cohorts=dict(sorted(cohorts.items())), distribution=distribution(results),
-        errors=tuple(errors), replaced=replaced,
+        name=name, window=window, results=tuple(results),
+        totals={k: v.totals() for k, v in totals.items()},
+        by_plan={k: v.totals() for k, v in sorted(by_plan.items())},
+        by_meter={k: Amounts(v[0], v[1]) for k, v in sorted(by_meter.items())},
+        cohorts={k: v.totals() for k, v in sorted(cohorts.items())},
+        distribution=distribution(results), errors=tuple(errors), replaced=replaced,
     )
