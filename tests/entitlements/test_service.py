@@ -240,3 +240,24 @@ def test_a_voided_event_leaves_the_counters(env: Env) -> None:
     r = env.run(ent.check, "dev1", "prompts", at=at)
     assert r.allowed and r.used == 119
     assert env.run(ent.window_usage, "dev1", "tokens", MON, at) == 1190
+
+
+def test_an_arrow_batch_of_stored_rows_feeds_the_counters(env: Env) -> None:
+    import json
+
+    import pyarrow as pa
+
+    env.customer("dev1")
+    env.subscribe("dev1", "lite", MON - timedelta(days=1))
+    evs = prompts("dev1", 30, MON, MIN, "t")
+    table = pa.table({
+        "event_id": [e.event_id for e in evs] + ["x"],
+        "type": [e.type for e in evs] + ["other.type"],
+        "customer": [e.customer for e in evs] + ["dev1"],
+        "ts": pa.array([e.timestamp for e in evs] + [MON], pa.timestamp("us", tz="UTC")),
+        "properties": [json.dumps(e.properties) for e in evs] + ["{}"],
+    })
+    env.run(ent.on_table_ingested, table, env.catalog)
+    r = env.run(ent.check, "dev1", "prompts", at=MON + timedelta(hours=1))
+    assert r.used == 30
+    assert env.run(ent.window_usage, "dev1", "tokens", MON, MON + timedelta(hours=1)) == 300

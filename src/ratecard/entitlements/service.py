@@ -329,6 +329,34 @@ def on_events_ingested(
     return effects
 
 
+def on_table_ingested(
+    session: Session, table: Any, catalog: Catalog, *, burn_credits: bool = True,
+) -> IngestEffects:
+    """:func:`on_events_ingested` for the rows a usage store just stored, as an Arrow table
+    with ``event_id``, ``type``, ``customer``, ``ts`` (or ``timestamp``) and
+    ``properties`` (JSON text). Rows of event types no count/sum meter reads are skipped
+    without being parsed."""
+    import json
+
+    import pyarrow.compute as pc
+
+    types = sorted({m.event for m in catalog.meters.values() if rules.additive(m)})
+    if table.num_rows == 0 or not types:
+        return IngestEffects()
+    import pyarrow as pa
+
+    table = table.filter(pc.is_in(table.column("type"), value_set=pa.array(types)))
+    ts_col = "ts" if "ts" in table.column_names else "timestamp"
+    events = [
+        Event(eid, typ, cust, ts, json.loads(props, parse_float=Decimal) if props else {})
+        for eid, typ, cust, ts, props in zip(
+            table.column("event_id").to_pylist(), table.column("type").to_pylist(),
+            table.column("customer").to_pylist(), table.column(ts_col).to_pylist(),
+            table.column("properties").to_pylist(), strict=True)
+    ]
+    return on_events_ingested(session, events, catalog, burn_credits=burn_credits)
+
+
 def on_event_voided(session: Session, event: Event, catalog: Catalog) -> int:
     """Take a voided (retracted) event back out of the counters. Credits it burned are
     not returned (grant them back with ``ratecard credits grant`` if due)."""
