@@ -932,30 +932,25 @@ class ClickHouseUsageStore:
             return self._get(event_id)
 
     def _get(self, event_id: str) -> StoredEvent | None:
-        found = self.engine.rows(
-            f"SELECT customer, row_id FROM {self.target.table('ids')} "
-            f"WHERE event_id = {lit(event_id)}")
-        if not found:
-            return None
-        custs = sorted({c for c, _ in found})
+        """The event's stored row (the copy that counts) with its void, in one query."""
+        eid = lit(event_id)
+        ids = self.target.table("ids")
+        sel = f"customer GLOBAL IN (SELECT customer FROM {ids} WHERE event_id = {eid})"
         rows = self.engine.rows(
             f"SELECT event_id, type, customer, toUInt32(ts), us, props, toUInt32(ingested), "
-            f"row_id FROM {self._events} WHERE customer IN ({lits(custs)}) "
-            f"AND event_id = {lit(event_id)} ORDER BY row_id DESC")
+            f"row_id, kind, reason, toUInt32(retracted), retracted_us FROM ("
+            f"SELECT event_id, type, customer, ts, us, props, ingested, row_id "
+            f"FROM {self._events} WHERE {sel} AND event_id = {eid}) AS e GLOBAL ANY LEFT JOIN ("
+            f"SELECT customer, row_id, kind, reason, retracted, retracted_us "
+            f"FROM {self._retractions} WHERE {sel} AND event_id = {eid} "
+            f"ORDER BY retracted LIMIT 1 BY customer, row_id) AS r USING (customer, row_id) "
+            f"ORDER BY kind = 'duplicate', row_id DESC")
         if not rows:
             return None
-        retracted = {(c, int(r)): (k, reason, sec, us) for c, r, k, reason, sec, us in
-                     self.engine.rows(
-                         f"SELECT customer, row_id, kind, reason, toUInt32(retracted), "
-                         f"retracted_us FROM {self._retractions} WHERE customer IN "
-                         f"({lits(custs)}) AND event_id = {lit(event_id)} "
-                         f"ORDER BY retracted")}
-        live = [r for r in rows if retracted.get((r[2], int(r[7])), ("", ""))[0] != "duplicate"]
-        row = (live or rows)[0]
+        row = rows[0]
         ev = Event(row[0], row[1], row[2], _at(row[3], row[4]), _props(row[5]))
-        void = retracted.get((row[2], int(row[7])))
-        if void is not None and void[0] == "void":
-            return StoredEvent(ev, _at(row[6]), _at(void[2], void[3]), void[1])
+        if row[8] == "void":
+            return StoredEvent(ev, _at(row[6]), _at(row[10], row[11]), row[9])
         return StoredEvent(ev, _at(row[6]))
 
     def _where(self, window: Window | None, customers: Sequence[str] | None,

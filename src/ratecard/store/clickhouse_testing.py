@@ -10,6 +10,8 @@
   fresh, empty database for one test on the server, on the cluster, and in the
   embedded engine (chdb hosts one data folder per process: every test gets its own
   database in the session's folder). Each is dropped after the test.
+* :func:`usage_url_for` (a plain function, for fixtures that make stores themselves):
+  a URL on the shared server or chdb, the same for the same folder.
 * ``usage_url``: parametrised over ``duckdb``, ``clickhouse`` and ``chdb`` (the last
   two marked ``clickhouse``): a fresh usage store URL of each backend, so a test (or
   a fixture such as the contract's ``usage_store``) that asks for it runs on all three.
@@ -20,10 +22,14 @@ a test process is the only writer of its database.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,14 +62,54 @@ def _drop(url: str) -> None:
         store.close()
 
 
-@pytest.fixture(scope="session")
-def clickhouse_server() -> Iterator[LocalClickHouse]:
-    server = LocalClickHouse(memory_bytes=2 * 1024**3)
-    server.start()
-    try:
-        yield server
-    finally:
+_SERVER: dict[str, Any] = {}
+
+
+def shared_server() -> LocalClickHouse:
+    """The test run's ClickHouse server, started on first use (stopped when pytest ends)."""
+    if "server" not in _SERVER:
+        server = LocalClickHouse(memory_bytes=2 * 1024**3)
+        server.start()  # raises with the server's log: a test that needs it fails loudly
+        _SERVER["server"] = server
+    return _SERVER["server"]  # type: ignore[no-any-return]
+
+
+def shared_chdb_folder() -> Path:
+    """The test run's chdb data folder (chdb hosts one per process)."""
+    if "chdb" not in _SERVER:
+        _SERVER["chdb"] = Path(tempfile.mkdtemp(prefix="ratecard-chdb-"))
+    return _SERVER["chdb"]  # type: ignore[no-any-return]
+
+
+def usage_url_for(backend: str, folder: Path | None = None) -> str:
+    """A usage store URL on ``clickhouse`` (the shared server) or ``chdb``.
+
+    The same ``folder`` gives the same database (a test that reopens its store finds
+    its events); ``None`` gives a fresh one.
+    """
+    if folder is None:
+        db = _database()
+    else:
+        db = "f_" + hashlib.sha1(str(folder).encode()).hexdigest()[:16]
+    if backend == "clickhouse":
+        return shared_server().url(db) + "?settle=0"
+    if backend == "chdb":
+        return f"chdb://{shared_chdb_folder()}?database={db}&settle=0"
+    raise ValueError(f"unknown ClickHouse backend {backend!r}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = _SERVER.pop("server", None)
+    if server is not None:
         server.stop()
+    folder = _SERVER.pop("chdb", None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server() -> LocalClickHouse:
+    return shared_server()
 
 
 @pytest.fixture(scope="session")
@@ -91,8 +137,8 @@ def clickhouse_cluster_usage_url(clickhouse_cluster: LocalClickHouse) -> Iterato
 
 
 @pytest.fixture(scope="session")
-def chdb_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("chdb")
+def chdb_folder() -> Path:
+    return shared_chdb_folder()
 
 
 @pytest.fixture
