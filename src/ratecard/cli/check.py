@@ -62,6 +62,8 @@ def check(
                     parts.append(f"{name} {to_str(v)}")
             if r.resets_at is not None:
                 parts.append(f"resets at {iso(r.resets_at)}")
+            if r.retry_at is not None:
+                parts.append(f"retry at {iso(r.retry_at)}")
             console.print("  " + ", ".join(parts))
         for w in r.windows:
             resets = f", resets {iso(w.resets_at)}" if w.resets_at else ""
