@@ -9,7 +9,8 @@ error is rendered by :mod:`ratecard.api.handlers` as ``{"error": code, "detail":
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,13 @@ from ratecard.api import handlers
 from ratecard.api.auth import ROLES_KEY, AuthMiddleware, TokenCache
 from ratecard.api.keys import Principal, authenticate
 from ratecard.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from ratecard.api.usage import close_usage_store
 from ratecard.store.state import session_factory, session_scope
 from ratecard.workspace import Workspace
 
 # the routers, in the order their routes are matched
-ROUTERS = ("health", "keys", "catalog", "quotes", "customers", "subscriptions", "invoices",
-           "credits", "entitlements")
+ROUTERS = ("health", "keys", "catalog", "quotes", "events", "customers", "subscriptions",
+           "invoices", "credits", "entitlements", "usage")
 
 DESCRIPTION = """\
 Meter, price, bill and simulate AI products, and see their margins.
@@ -55,8 +57,14 @@ def create_app(workspace: Workspace | str | Path | None = None, *,
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     session_factory(ws)  # migrate now, not on the first request
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        close_usage_store(app)
+
     app = FastAPI(title="ratecard", version=ratecard.__version__, description=DESCRIPTION,
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+                  lifespan=lifespan)
     app.state.workspace = ws
     cache = TokenCache()
     app.state.token_cache = cache

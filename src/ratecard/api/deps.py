@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy.orm import Session
@@ -16,6 +17,13 @@ def workspace_of(request: Request) -> Workspace:
     ws = request.app.state.workspace
     assert isinstance(ws, Workspace)
     return ws
+
+
+def usage_store_of(request: Request) -> Any:
+    """The app's usage store, shared by every request (opened on first use)."""
+    from ratecard.api.usage import usage_store
+
+    return usage_store(request.app)
 
 
 @contextmanager
