@@ -299,9 +299,10 @@ def prepare(
     window: Window,
     *,
     base: Catalog | None = None,
+    require_candidates: bool = True,
 ) -> Prepared:
     """Plan every scenario and list the usage requests (pure; fetch them, then run)."""
-    if not candidates:
+    if not candidates and require_candidates:
         raise InvalidInput("give at least one candidate catalog (--candidate FILE)")
     if len(candidates) > MAX_CANDIDATES:
         raise InvalidInput(f"{len(candidates)} candidates; simulate at most "

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -22,13 +23,16 @@ from ratecard.billing.catalogs import current_catalog, list_plans, rating_catalo
 from ratecard.billing.invoices import fetch_usage
 from ratecard.billing.model import Subscription
 from ratecard.billing.subscriptions import PlanCache
-from ratecard.billing.usage import UsageSource
+from ratecard.billing.usage import StoreUsage, UsageSource
 from ratecard.catalog import load_catalog
-from ratecard.catalog.schema import Catalog
+from ratecard.catalog.schema import Catalog, Meter
 from ratecard.clock import Window, iso
+from ratecard.costs.model import PriceBook
+from ratecard.costs.rules import resolve_rate
 from ratecard.errors import InvalidInput, NotFound
 from ratecard.metering.model import UsageSnapshot
-from ratecard.simulate import rules
+from ratecard.money import ZERO
+from ratecard.simulate import rules, whatif
 from ratecard.simulate.migration import MigrationPlan, plan_migration, renewal_at
 from ratecard.simulate.model import Backtest, Candidate
 
@@ -159,3 +163,85 @@ def migration_plans(session: Session, bt: Backtest, at: datetime, *,
     renewals = {sid: renewal_at(sub, at) for sid, sub in subs.items()}
     kw = {"cap": cap} if cap is not None else {}
     return [plan_migration(rep, renewals, **kw) for rep in bt.candidates]
+
+
+# --------------------------------------------------------------------------- what-ifs
+
+TOKEN_PROPERTIES = {"input": "input_tokens", "cache_read": "cache_read_tokens",
+                    "cache_write": "cache_write_tokens", "output": "output_tokens"}
+
+
+def book_rates(book: PriceBook, at: datetime) -> whatif.Rates:
+    """Per-token prices of each model in force at ``at`` (standard or batch), with the
+    price book's defaults (cache reads at the input price, batch at half price)."""
+    cache: dict[tuple[str, bool], Mapping[str, Decimal]] = {}
+
+    def rates(model: str, batch: bool) -> Mapping[str, Decimal]:
+        hit = cache.get((model, batch))
+        if hit is None:
+            price = book.lookup(model, at)
+            hit = {k: resolve_rate(price, 0, batch, k).price for k in whatif.KINDS}
+            cache[(model, batch)] = hit
+        return hit
+
+    return rates
+
+
+def token_mixes(store: Any, window: Window, plan_of: Mapping[str, str]) -> list[whatif.Mix]:
+    """Tokens per plan and model of the ``llm.request`` events in ``window`` (the
+    canonical buckets ``input_tokens``, ``cache_read_tokens``, ``cache_write_tokens``,
+    ``output_tokens``)."""
+    sums: dict[tuple[str, str], dict[str, Decimal]] = {}
+    requests: dict[tuple[str, str], Decimal] = {}
+    for kind, prop in TOKEN_PROPERTIES.items():
+        meter = Meter(event="llm.request", aggregation="sum", property=prop, group_by=["model"])
+        for customer, mu in store.aggregate(meter, window=window, key=f"whatif_{kind}").items():
+            plan = plan_of.get(str(customer), "(no subscription)")
+            for (model,), qty in mu.groups.items():
+                if qty:
+                    sums.setdefault((plan, model), {})[kind] = \
+                        sums.get((plan, model), {}).get(kind, ZERO) + qty
+    count = Meter(event="llm.request", aggregation="count", group_by=["model"])
+    for customer, mu in store.aggregate(count, window=window, key="whatif_requests").items():
+        plan = plan_of.get(str(customer), "(no subscription)")
+        for (model,), qty in mu.groups.items():
+            requests[(plan, model)] = requests.get((plan, model), ZERO) + qty
+    return [whatif.Mix(plan, model, tokens, requests.get((plan, model), ZERO))
+            for (plan, model), tokens in sorted(sums.items())]
+
+
+def what_if(session: Session, store: Any, book: PriceBook, window: Window,
+            levers: whatif.Levers, *, plans: Sequence[str] | None = None) -> whatif.WhatIf:
+    """Margin per plan over ``window`` now and with ``levers``, projected at 12, 24 and
+    36 months: revenue as the current plans bill it, costs from the stored usage."""
+    inputs, base = load_inputs(session, window, plans)
+    if not inputs:
+        raise InvalidInput(f"no subscription is billed between {iso(window.start)} and "
+                           f"{iso(window.end)}; pick another period")
+    prep = rules.prepare(inputs, [], window, base=base, require_candidates=False)
+    source = StoreUsage(store)
+    usage = fetch_usage(source, prep.requests)
+    rated = rules.rate_subs(prep, usage, range(len(inputs)))
+    plan_of: dict[str, str] = {}
+    revenue: dict[str, Decimal] = {}
+    for i, inp in enumerate(inputs):
+        code = inp.sub.current_phase(window.end).plan_code
+        plan_of[inp.sub.customer] = code
+        if i in rated.baseline:
+            revenue[code] = revenue.get(code, ZERO) + rated.baseline[i][0]
+    other: dict[str, Decimal] = {}
+    if base is not None:
+        for name, unit in base.costs.meters.items():
+            meter = base.meters.get(name)
+            if meter is None:
+                continue
+            for customer, mu in store.aggregate(meter, window=window, key=name).items():
+                owner = plan_of.get(str(customer))
+                if owner is not None:
+                    other[owner] = other.get(owner, ZERO) + mu.quantity * unit
+    mixes = [m for m in token_mixes(store, window, plan_of) if m.plan in revenue]
+    if not mixes and not other:
+        raise InvalidInput(f"no usage between {iso(window.start)} and {iso(window.end)}; "
+                           "pick a period with recorded events")
+    return whatif.project(revenue, mixes, book_rates(book, window.end), levers,
+                          other_cost=other)
