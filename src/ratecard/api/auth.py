@@ -115,6 +115,23 @@ class AuthMiddleware:
         self.routes = routes
         self.authenticate = authenticate
         self.cache = cache
+        self._index: dict[tuple[str, str, int], list[BaseRoute]] | None = None
+
+    def candidates(self, path: str) -> list[BaseRoute]:
+        """The routes that may match ``path``: same first two segments, same depth (no
+        route under /v1 takes a parameter that spans segments)."""
+        if self._index is None:
+            index: dict[tuple[str, str, int], list[BaseRoute]] = {}
+            for route in self.routes():
+                template = getattr(route, "path", "")
+                if not template.startswith("/v1"):
+                    continue
+                segs = template.strip("/").split("/")
+                key = (segs[0], segs[1] if len(segs) > 1 else "", len(segs))
+                index.setdefault(key, []).append(route)
+            self._index = index
+        segs = path.strip("/").split("/")
+        return self._index.get((segs[0], segs[1] if len(segs) > 1 else "", len(segs)), [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,7 +165,7 @@ class AuthMiddleware:
     def authorise(self, scope: Scope, principal: Principal) -> str | None:
         """``None`` when ``principal`` may call the route ``scope`` reaches, else why not."""
         partial: BaseRoute | None = None
-        for route in self.routes():
+        for route in self.candidates(scope.get("path", "")):
             match, child = route.matches(scope)
             if match == Match.FULL:
                 return _allowed(route, child, principal)
