@@ -263,45 +263,48 @@ def test_an_arrow_batch_of_stored_rows_feeds_the_counters(env: Env) -> None:
     assert env.run(ent.window_usage, "dev1", "tokens", MON, MON + timedelta(hours=1)) == 300
 
 
-@settings(max_examples=10, deadline=None,
+@pytest.fixture
+def duck_store(tmp_path: Any, sqlite_env: Env) -> Any:
+    from ratecard.store.usage import open_usage_store
+
+    store = open_usage_store(f"duckdb:///{tmp_path / 'usage.duckdb'}")
+    store.sync_meters(sqlite_env.catalog.meters)
+    yield store
+    store.close()
+
+
+@settings(max_examples=5, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_counters_agree_with_the_duckdb_usage_store(
-    sqlite_env: Env, tmp_path_factory: Any, data: Any
+    sqlite_env: Env, duck_store: Any, data: Any
 ) -> None:
     """The check's counters and the usage store's own aggregation give the same usage."""
-    from ratecard.store.usage import open_usage_store
-
-    path = tmp_path_factory.mktemp("usage") / "usage.duckdb"
-    store = open_usage_store(f"duckdb:///{path}")
-    try:
-        store.sync_meters(sqlite_env.catalog.meters)
-        cid = f"duck{next(_seq)}"
-        sqlite_env.customer(cid)
-        base = datetime(2026, 2, 25, tzinfo=UTC)
-        offsets = data.draw(st.lists(st.integers(0, 60 * 24 * 10 * 60), max_size=50))
-        events = [Event(f"{cid}-{i}", "coding.prompt", cid, base + timedelta(seconds=s),
-                        {"tokens": data.draw(st.sampled_from([1, 3, "2.5", "0.001"]))})
-                  for i, s in enumerate(offsets)]
-        half = len(events) // 2
-        for chunk in (events[:half], events[half:]):
-            result = store.append(chunk)
-            assert result.accepted == len(chunk)
-            sqlite_env.run(ent.on_events_ingested, chunk, sqlite_env.catalog)
-        for _ in range(3):
-            now = base + timedelta(seconds=data.draw(st.integers(0, 60 * 24 * 11 * 60)))
-            window = parse_window(data.draw(st.sampled_from(WINDOWS)))
-            end = floor_minute(now) + MIN
-            if window.kind == "rolling":
-                assert window.length is not None
-                span = Window(end - window.length, end)
-            else:
-                assert window.unit is not None
-                span = Window(calendar_period(window.unit, now).start, end)
-            for meter in ("prompts", "tokens"):
-                got = store.aggregate(sqlite_env.catalog.meters[meter], window=span,
-                                      customers=[cid], key=meter)[cid].quantity
-                assert sqlite_env.run(ent.window_usage, cid, meter, span.start,
-                                      span.end) == got, (meter, span)
-    finally:
-        store.close()
+    store = duck_store
+    cid = f"duck{next(_seq)}"
+    sqlite_env.customer(cid)
+    base = datetime(2026, 2, 25, tzinfo=UTC)
+    offsets = data.draw(st.lists(st.integers(0, 60 * 24 * 10 * 60), max_size=50))
+    events = [Event(f"{cid}-{i}", "coding.prompt", cid, base + timedelta(seconds=s),
+                    {"tokens": data.draw(st.sampled_from([1, 3, "2.5", "0.001"]))})
+              for i, s in enumerate(offsets)]
+    half = len(events) // 2
+    for chunk in (events[:half], events[half:]):
+        result = store.append(chunk)
+        assert result.accepted == len(chunk)
+        sqlite_env.run(ent.on_events_ingested, chunk, sqlite_env.catalog)
+    for _ in range(2):
+        now = base + timedelta(seconds=data.draw(st.integers(0, 60 * 24 * 11 * 60)))
+        window = parse_window(data.draw(st.sampled_from(WINDOWS)))
+        end = floor_minute(now) + MIN
+        if window.kind == "rolling":
+            assert window.length is not None
+            span = Window(end - window.length, end)
+        else:
+            assert window.unit is not None
+            span = Window(calendar_period(window.unit, now).start, end)
+        for meter in ("prompts", "tokens"):
+            got = store.aggregate(sqlite_env.catalog.meters[meter], window=span,
+                                  customers=[cid], key=meter)[cid].quantity
+            assert sqlite_env.run(ent.window_usage, cid, meter, span.start,
+                                  span.end) == got, (meter, span)

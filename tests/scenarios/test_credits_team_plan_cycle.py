@@ -37,7 +37,7 @@ def actions(cid: str, start: datetime, kinds: dict[str, int], tag: str) -> list[
     i = 0
     for kind, n in kinds.items():
         for _ in range(n):
-            out.append(Event(f"{tag}-{i}", "ai.action", cid, start + timedelta(minutes=i),
+            out.append(Event(f"{tag}-{i}", "ai.action", cid, start + timedelta(seconds=6 * i),
                              {"kind": kind}))
             i += 1
     return out
