@@ -23,7 +23,7 @@ from hypothesis.errors import Unsatisfiable
 
 from ratecard.workspace import Workspace
 
-MAX_EXAMPLES = 10
+MAX_EXAMPLES = {"positive": 10, "negative": 6}
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_no_input_makes_the_server_fail(api_schema: Any, populated: Api, mode: s
         strategy = op.as_strategy(generation_mode=generation)
 
         @given(case=strategy)
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+        @settings(max_examples=MAX_EXAMPLES[mode], deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
         def run(case: Any) -> None:
             response = send(populated, case)
