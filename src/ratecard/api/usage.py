@@ -100,7 +100,7 @@ class Pending:
     """One request waiting for its answer."""
 
     batch: Batch
-    events: list[Any | None]  # per line: the event as read, None when it cannot be read
+    objs: list[Any | None]  # per line: the decoded object, None when it is not one
     ids: set[str]
     done: threading.Event = field(default_factory=threading.Event)
     answer: dict[str, Any] | None = None
@@ -112,29 +112,50 @@ class Group:
     """Requests appended in one transaction."""
 
     items: list[Pending]
-    events: list[Any] = field(default_factory=list)
+    objs: list[Any] = field(default_factory=list)  # what the append stored, as decoded
+    events: list[Any] | None = None  # the same, as Events (when a lookup was needed)
+    started: datetime | None = None
 
 
-def read_events(batch: Batch) -> tuple[list[Any | None], set[str]]:
-    """Each line as an :class:`~ratecard.metering.model.Event` (the store decides what it
-    accepts; this reading only feeds the hook and the merge decision)."""
+def read_ids(batch: Batch) -> tuple[list[Any | None], set[str]]:
+    """Each line's decoded JSON object (``None`` when it is not one) and the event ids:
+    enough to decide merges; the store decides what it accepts."""
     import orjson
 
-    from ratecard.metering.events import EventRules, loads, parse_event
+    from ratecard.metering.events import loads
 
     read = loads if batch.exact else orjson.loads
-    anytime = EventRules(late=timedelta(days=365 * 1000), future=timedelta(days=365 * 1000))
-    events: list[Any | None] = []
+    objs: list[Any | None] = []
     ids: set[str] = set()
     for raw in batch.table.column("raw").to_pylist():
         try:
-            ev = parse_event(read(raw), rules=anytime, size=len(raw))
-        except Exception:
-            events.append(None)
+            obj = read(raw)
+        except ValueError:
+            objs.append(None)
             continue
-        events.append(ev)
-        ids.add(ev.event_id)
-    return events, ids
+        if not isinstance(obj, dict):
+            objs.append(None)
+            continue
+        objs.append(obj)
+        eid = obj.get("event_id")
+        if isinstance(eid, str | int) and not isinstance(eid, bool):
+            ids.add(str(eid))
+    return objs, ids
+
+
+def to_events(objs: Sequence[Any], started: datetime) -> list[Any]:
+    """Stored events as :class:`~ratecard.metering.model.Event` values (the store took
+    them, so they read; one that does not is left out)."""
+    from ratecard.metering.events import EventRules, parse_event
+
+    anytime = EventRules(late=timedelta(days=365 * 1000), future=timedelta(days=365 * 1000))
+    out = []
+    for obj in objs:
+        try:
+            out.append(parse_event(obj, rules=anytime, now=started, size=0))
+        except Exception:
+            continue
+    return out
 
 
 class Ingestor:
@@ -155,8 +176,8 @@ class Ingestor:
         self._hooker.start()
 
     def submit(self, batch: Batch) -> dict[str, Any]:
-        events, ids = read_events(batch)
-        p = Pending(batch, events, ids)
+        objs, ids = read_ids(batch)
+        p = Pending(batch, objs, ids)
         self._queue.put(p)
         p.done.wait()
         if p.error is not None:
@@ -241,8 +262,10 @@ class Ingestor:
             pos = r.line - offsets[k]
             index = originals[k][pos - 1] if 1 <= pos <= len(originals[k]) else pos
             rejected[k].append({"index": index, "event_id": r.event_id, "reason": r.reason})
-        stored = self._stored(store, items, offsets, result, started)
-        group = Group(items)
+        stored, looked_up = self._stored(store, items, offsets, result, started)
+        group = Group(items, started=started)
+        if looked_up:
+            group.events = []
         single = len(items) == 1
         for k, p in enumerate(items):
             mine = stored[k]
@@ -252,39 +275,47 @@ class Ingestor:
                 "duplicates": result.duplicates if single else valid - len(mine),
                 "rejected": sorted(rejected[k], key=lambda x: x["index"]),
             }
-            group.events.extend(mine)
-            for ev in mine:
-                self._remember(ev.event_id)
+            if group.events is not None:
+                group.events.extend(mine)
+            else:
+                group.objs.extend(mine)
+            for item in mine:
+                self._remember(item.event_id if looked_up else _id(item))
         return group
 
     def _stored(self, store: Any, items: list[Pending], offsets: list[int], result: Any,
-                started: datetime) -> list[list[Any]]:
-        """The events each request got stored (first copy wins; rejected lines out)."""
+                started: datetime) -> tuple[list[list[Any]], bool]:
+        """What each request got stored (first copy wins; rejected lines out): decoded
+        objects, or, when the append also met ids stored before, the stored Events
+        (``True`` second)."""
         bad_lines = {r.line for r in result.rejected}
         per: list[list[Any]] = []
         seen: set[str] = set()
         for p, offset in zip(items, offsets, strict=True):
             mine = []
-            for pos, ev in enumerate(p.events, start=1):
-                if ev is None or offset + pos in bad_lines or ev.event_id in seen:
+            for pos, obj in enumerate(p.objs, start=1):
+                if obj is None or offset + pos in bad_lines:
                     continue
-                seen.add(ev.event_id)
-                mine.append(ev)
+                eid = _id(obj)
+                if eid in seen:
+                    continue
+                seen.add(eid)
+                mine.append(obj)
             per.append(mine)
         if result.duplicates == 0 and sum(len(m) for m in per) == result.accepted:
-            return per
+            return per, False
         if result.accepted == 0:
-            return [[] for _ in items]
+            return [[] for _ in items], False
         # some were stored before: keep those this append stored (ingested from `started`)
         out = []
         for mine in per:
             kept = []
-            for ev in mine:
-                got = store.get(ev.event_id)
+            for obj in mine:
+                got = store.get(_id(obj))
                 if got is not None and got.ingested_at >= started:
                     kept.append(got.event)
             out.append(kept)
-        return out
+        return out, True
 
     def _remember(self, event_id: str) -> None:
         if event_id in self._recent:
@@ -302,15 +333,23 @@ class Ingestor:
             if group is None:
                 return
             try:
-                if group.events:
-                    after_ingest(self.ws, group.events)
+                events = group.events
+                if events is None:
+                    assert group.started is not None
+                    events = to_events(group.objs, group.started)
+                if events:
+                    after_ingest(self.ws, events)
             except Exception:  # the events are durable: answer so; counters can be rebuilt
-                log.exception("ingest: %d events stored, but updating the entitlement "
-                              "counters failed; rebuild them from the events",
-                              len(group.events))
+                log.exception("ingest: events stored, but updating the entitlement "
+                              "counters failed; rebuild them from the events")
             finally:
                 for p in group.items:
                     p.done.set()
+
+
+def _id(obj: Any) -> str:
+    eid = obj.get("event_id")
+    return eid if isinstance(eid, str) else str(eid)
 
 
 def _owner(offsets: Sequence[int], line: int) -> int:
