@@ -25,6 +25,7 @@ the run goes on.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -107,6 +108,7 @@ class Prepared:
         field(default_factory=dict)
     _advance: dict[tuple[object, ...], tuple[Decimal, ...]] = field(default_factory=dict)
     _needs_cost: dict[PlanKey, bool] = field(default_factory=dict)
+    _signatures: dict[tuple[PlanKey, int], str] = field(default_factory=dict)
 
     def advance(self, key: PlanKey, plan: Plan, catalog: Catalog, phase: Phase,
                 currency: str, first: bool) -> tuple[Decimal, ...]:
@@ -118,6 +120,28 @@ class Prepared:
             hit = tuple(x[4] for x in billing.advance_lines(plan, catalog, phase, currency,
                                                              first=first))
             self._advance[ck] = hit
+        return hit
+
+    def arrears_signature(self, key: PlanKey, catalog: Catalog, plan: Plan) -> str:
+        """What a usage period's arrears rating depends on: the plan's charges and credits,
+        its currency, the definitions of the meters it charges, and the costs when a
+        ``cost_plus`` charge reads them (not the fee, seats or minimum)."""
+        ck = (key, id(catalog))
+        hit = self._signatures.get(ck)
+        if hit is None:
+            charged = sorted({c.meter for c in plan.charges if c.meter}
+                             | set(plan.credits.burn if plan.credits else ()))
+            doc = {
+                "charges": [c.model_dump(mode="json") for c in plan.charges],
+                "credits": plan.credits.model_dump(mode="json") if plan.credits else None,
+                "currency": plan.currency or catalog.currency,
+                "meters": {m: catalog.meters[m].model_dump(mode="json") for m in charged
+                           if m in catalog.meters},
+                "costs": catalog.costs.model_dump(mode="json")
+                if self.needs_cost(key, plan) else None,
+            }
+            hit = json.dumps(doc, sort_keys=True, default=str)
+            self._signatures[ck] = hit
         return hit
 
     def needs_cost(self, key: PlanKey, plan: Plan) -> bool:
@@ -375,13 +399,18 @@ def rate(prep: Prepared, sc: Scenario,
     return lines
 
 
-def amounts(prep: Prepared, sc: Scenario,
-            usage: Mapping[UsageKey, UsageSnapshot]) -> list[tuple[str, Decimal]]:
+def amounts(prep: Prepared, sc: Scenario, usage: Mapping[UsageKey, UsageSnapshot],
+            memo: dict[tuple[str, str, Window], tuple[list[tuple[str, Decimal]], Decimal]]
+            | None = None) -> list[tuple[str, Decimal]]:
     """Every invoice line's rounded amount and slice, as :func:`billing.assemble` makes
     them, without building descriptions: the in-advance fees of each term come from
     billing's ``advance_lines`` (once per plan, seats and term), each usage period is
     rated by the pricing engine's ``rate_plan``, and the minimum true-up, proration
-    and rounding follow ``assemble`` line for line (a test holds the two equal)."""
+    and rounding follow ``assemble`` line for line (a test holds the two equal).
+
+    ``memo`` (one per subscription) reuses a usage period's arrears lines between the
+    current plan and a candidate whose usage pricing is the same (a candidate that
+    only changes the fee, the seats or the minimum)."""
     cur = sc.sub.currency
     out: list[tuple[str, Decimal]] = []
     for ip in sc.invoices:
@@ -400,18 +429,27 @@ def amounts(prep: Prepared, sc: Scenario,
             plan = sc.plans[key]
             catalog = sc.catalogs[key]
             mk, ms, _ = prep.meter_set(key, catalog, plan)
-            snap = usage.get((sc.sub.customer, mk, seg.window), {}) if ms else {}
-            if snap and prep.needs_cost(key, plan):
-                snap = with_catalog_costs(catalog, snap)
-            quote = rate_plan(catalog, ph.plan_code, snap,
-                              plan=plan, seats=ph.seats, first_period=False,
-                              include=(ARREARS,), minimum=False)
-            spend = ZERO
-            for ln in quote.lines:
-                rounded = quantize(ln.amount, cur)
-                spend += rounded
-                out.append((ln.meter or ("(fees)" if ln.kind in FEE_KINDS
-                                         else f"({ln.kind})"), rounded))
+            mkey = (prep.arrears_signature(key, catalog, plan), mk, seg.window)
+            hit = memo.get(mkey) if memo is not None else None
+            if hit is None:
+                snap = usage.get((sc.sub.customer, mk, seg.window), {}) if ms else {}
+                if snap and prep.needs_cost(key, plan):
+                    snap = with_catalog_costs(catalog, snap)
+                quote = rate_plan(catalog, ph.plan_code, snap,
+                                  plan=plan, seats=ph.seats, first_period=False,
+                                  include=(ARREARS,), minimum=False)
+                parts: list[tuple[str, Decimal]] = []
+                spend = ZERO
+                for ln in quote.lines:
+                    rounded = quantize(ln.amount, cur)
+                    spend += rounded
+                    parts.append((ln.meter or ("(fees)" if ln.kind in FEE_KINDS
+                                               else f"({ln.kind})"), rounded))
+                hit = (parts, spend)
+                if memo is not None:
+                    memo[mkey] = hit
+            parts, spend = hit
+            out.extend(parts)
             if plan.minimum:
                 gap = plan.minimum * seg.fraction - spend - prep.fee_share(
                     key, plan, catalog, ph, cur) * seg.fraction
@@ -437,12 +475,13 @@ def _slices(parts: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
 
 
 def _rated(prep: Prepared, sc: Scenario, usage: Mapping[UsageKey, UsageSnapshot],
-           reference: bool) -> tuple[Decimal, dict[str, Decimal]]:
+           reference: bool, memo: dict[Any, Any] | None = None
+           ) -> tuple[Decimal, dict[str, Decimal]]:
     """The scenario's total and its slices (``reference``: through ``billing.assemble``)."""
     if reference:
         parts = [(slice_of(ln), ln.amount) for ln in rate(prep, sc, usage)]
     else:
-        parts = amounts(prep, sc, usage)
+        parts = amounts(prep, sc, usage, memo)
     return sum((a for _, a in parts), ZERO), _slices(parts)
 
 
@@ -545,8 +584,9 @@ def rate_subs(prep: Prepared, usage: Mapping[UsageKey, UsageSnapshot],
         cur = prep.scenarios.get((i, CURRENT))
         if cur is None:
             continue
+        memo: dict[Any, Any] = {}
         try:
-            total, slices = _rated(prep, cur, usage, reference)
+            total, slices = _rated(prep, cur, usage, reference, memo)
         except RatecardError as e:
             out.base_errors[i] = str(e)
             continue
@@ -556,7 +596,7 @@ def rate_subs(prep: Prepared, usage: Mapping[UsageKey, UsageSnapshot],
             if sc is None:
                 continue
             try:
-                out.moved[(i, j)] = _rated(prep, sc, usage, reference)
+                out.moved[(i, j)] = _rated(prep, sc, usage, reference, memo)
             except RatecardError as e:
                 out.errors[(i, j)] = str(e)
     return out
