@@ -44,6 +44,7 @@ log = logging.getLogger("ratecard.api")
 _open_lock = threading.Lock()
 
 MAX_MERGE_EVENTS = 50_000
+HOOK_SLICE = 2_000
 RECENT_IDS = 500_000
 
 
@@ -368,8 +369,11 @@ def after_ingest(ws: Workspace, events: Sequence[Any]) -> None:
     catalog = workspace_catalog(ws)
     if catalog is None:
         return
-    with session_scope(ws) as session:
-        on_events_ingested(session, events, catalog)
+    # in slices: on SQLite a write transaction holds the database's one writer lock, and
+    # entitlement checks wait for it
+    for i in range(0, len(events), HOOK_SLICE):
+        with session_scope(ws) as session:
+            on_events_ingested(session, events[i:i + HOOK_SLICE], catalog)
 
 
 def void_event(app: Any, event_id: str, reason: str) -> Any:
