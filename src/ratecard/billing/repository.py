@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import event, func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -185,23 +185,22 @@ def credit_notes_of(session: Session, invoice_id: int) -> list[CreditNoteRow]:
     ))
 
 
-def next_number(session: Session, series: str) -> int:
-    """Take the next number of ``series`` under a row lock: numbers never skip or repeat.
+def take_numbers(session: Session, series: str, count: int = 1) -> int:
+    """Reserve ``count`` consecutive numbers of ``series``; returns the first.
 
-    The increment commits or rolls back with the finalization that used it.
+    The series row is locked by the update until the transaction ends, and the
+    reservation commits or rolls back with the documents that use it: no gaps.
     """
     dialect = session.get_bind().dialect.name
     ins: Any = pg_insert(NumberSeries) if dialect == "postgresql" else sqlite_insert(NumberSeries)
     session.execute(ins.values(series=series, next_number=1).on_conflict_do_nothing(
         index_elements=["series"]))
-    row = session.scalars(
-        select(NumberSeries).where(NumberSeries.series == series).with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    number = row.next_number
-    row.next_number = number + 1
-    session.flush()
-    return number
+    table = NumberSeries.__table__
+    after = session.execute(
+        update(table).where(table.c.series == series)
+        .values(next_number=table.c.next_number + count).returning(table.c.next_number)
+    ).scalar_one()
+    return int(after) - count
 
 
 def format_number(series: str, number: int | None) -> str | None:

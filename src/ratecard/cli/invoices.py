@@ -16,6 +16,7 @@ from ratecard.billing.render import invoice_html, invoice_pdf
 from ratecard.billing.usage import open_usage_source
 from ratecard.cli.common import JsonOpt, WorkspaceOpt, console, console_err, print_json
 from ratecard.clock import parse_time, utc_now
+from ratecard.errors import InvalidInput
 from ratecard.money import D
 from ratecard.store.state import session_scope
 from ratecard.workspace import Workspace
@@ -32,10 +33,14 @@ def run(
     at: AtOpt = None,
     customer: Annotated[str | None, typer.Option("--customer", help="Only this customer.")]
     = None,
+    shard: Annotated[str | None, typer.Option(
+        "--shard", help="Bill only shard I of N (I/N, e.g. 2/3): N machines split the "
+        "customers by a stable hash; overlapping or repeated runs are harmless.")] = None,
     workspace: WorkspaceOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Bill every subscription whose period has ended by --at: create, re-rate, finalize."""
+    part = _shard(shard) if shard is not None else None
     ws = Workspace.open(workspace)
     when = parse_time(at, field="--at", default_tz="UTC") if at else utc_now()
     settings = svc.BillingSettings.from_workspace(ws)
@@ -46,6 +51,7 @@ def run(
         task = bar.add_task("run", total=None)
         report = svc.run_invoices(
             lambda: session_scope(ws), when, source, settings=settings, customer=customer,
+            shard=part,
             progress=lambda n: bar.advance(task, n),
             on_total=lambda n: bar.update(task, total=n),
         )
@@ -62,6 +68,16 @@ def run(
                               f"{e.message}", markup=False, highlight=False)
     if report.errors:
         raise typer.Exit(1)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    i, sep, n = text.partition("/")
+    if not sep or not i.strip().isdigit() or not n.strip().isdigit():
+        raise InvalidInput(f"--shard {text!r}: write I/N, like 1/3 (shard 1 of 3)")
+    part, total = int(i), int(n)
+    if total < 1 or not 1 <= part <= total:
+        raise InvalidInput(f"--shard {text!r}: I must be between 1 and N (N at least 1)")
+    return part, total
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
