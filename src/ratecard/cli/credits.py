@@ -265,7 +265,7 @@ def topup(
             service.set_low_balance(s, customer, _amount(low_balance, "--low-balance"))
         w = service.wallet(s, customer)
         rule_now = service.auto_topup_rule(w)
-        data = {
+        data: dict[str, Any] = {
             "customer": customer,
             "low_balance": to_str(w.low_balance_threshold)
             if w.low_balance_threshold is not None else None,

@@ -377,11 +377,11 @@ def _purchase(
         row = repo.insert_grant(session, w, g)
         repo.append(session, w, [rules.grant_entry(g, at, reference=ref)], {row.id: row})
     q = Decimal(quantity)
-    row = PurchaseRow(wallet_id=w.id, customer=w.customer, reference=ref, pack=code,
-                      quantity=quantity, credits=p.credits * q, bonus=p.bonus * q,
-                      price=p.price * q, currency=w.currency, auto=auto, at=at,
-                      grants=[g.id for g in grants])
-    session.add(row)
+    bought = PurchaseRow(wallet_id=w.id, customer=w.customer, reference=ref, pack=code,
+                         quantity=quantity, credits=p.credits * q, bonus=p.bonus * q,
+                         price=p.price * q, currency=w.currency, auto=auto, at=at,
+                         grants=[g.id for g in grants])
+    session.add(bought)
     session.flush()
     return PurchaseResult(w.customer, ref, code, quantity, p.credits * q, p.bonus * q,
                           p.price * q, w.currency, at, tuple(grants), auto)
@@ -634,8 +634,9 @@ def usage_requests(
         for ph in phases:
             if ph.start <= at and (ph.end is None or at < ph.end):
                 phase = ph
-        pc = phase.plan.credits if phase is not None else None
-        credits = rules.credits_for(pc, meter, quantity)
+        if phase is None:
+            continue
+        credits = rules.credits_for(phase.plan.credits, meter, quantity)
         if credits is None or credits <= 0:
             continue
         out.append(BurnRequest(credits, at, reference, meter, quantity, phase.plan_code))

@@ -386,8 +386,8 @@ def evaluate(
     q = D(quantity) if quantity is not None else None
     if q is not None and q < 0:
         raise InvalidAmount(f"quantity must not be negative (got {to_str(q)})")
-    base = {"feature": ent.feature, "customer": customer, "kind": ent.kind, "quantity": q,
-            "source": ent.source, "hard": ent.hard}
+    base: dict[str, Any] = {"feature": ent.feature, "customer": customer, "kind": ent.kind,
+                            "quantity": q, "source": ent.source, "hard": ent.hard}
     if ent.kind == "boolean":
         on = bool(ent.value)
         return CheckResult(allowed=on, limit=None, used=None, remaining=None, resets_at=None,
