@@ -196,7 +196,12 @@ def overview(request: Request) -> Response:
         if len(ranked) > 7:
             rest = [sum(col) for col in zip(*(v for _, v in ranked[7:]), strict=True)]
             series.append(Series("other plans", rest))
-        return {"ov": ov, "plan_series": series}
+        streams = []
+        rev = ov["revenue_report"]
+        for cur, by_month in sorted((rev.by_stream if rev else {}).items()):
+            labels, named = views.stream_series(by_month)
+            streams.append((cur, labels, [Series(n, v) for n, v in named]))
+        return {"ov": ov, "plan_series": series, "streams": streams}
 
     return _dashboard(request, "overview.html", "overview", build)
 

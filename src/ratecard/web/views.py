@@ -727,6 +727,23 @@ def margins(ctx: Ctx, *, period: str | None = None, by: str | None = None,
             "problems": problems}
 
 
+def _revenue(ctx: Ctx) -> Any:
+    from ratecard.analytics.revenue import revenue_report
+
+    return revenue_report(ctx.session, ctx.now)
+
+
+def stream_series(by_month: Mapping[str, Mapping[str, Decimal]],
+                  months: int = 6) -> tuple[list[str], list[tuple[str, list[Decimal]]]]:
+    """Month labels and one series per stream (the last ``months`` months)."""
+    from ratecard.analytics.revenue import STREAMS
+
+    keys = sorted(by_month)[-months:]
+    names = [s for s in STREAMS if any(s in by_month[k] for k in keys)]
+    names += sorted({s for k in keys for s in by_month[k]} - set(STREAMS))
+    return keys, [(s, [by_month[k].get(s, ZERO) for k in keys]) for s in names]
+
+
 def overview(ctx: Ctx, currency: str | None = None) -> dict[str, Any]:
     """Revenue, cost and margin per month (the margins service), billed totals, counts."""
     problems: list[str] = []
@@ -745,7 +762,9 @@ def overview(ctx: Ctx, currency: str | None = None) -> dict[str, Any]:
     live = [s for s in subs if s.status(ctx.now) in ("active", "trialing", "canceling")]
     billed = invoice_totals(_invoices(ctx))
     last = next((r for r in reversed(monthly) if r is not None), None)
-    return {"labels": labels, "revenue": revenue, "cost": cost, "margin": margin,
+    rev = section(problems, "revenue", lambda: _revenue(ctx), None)
+    return {"revenue_report": rev, "labels": labels, "revenue": revenue,
+            "cost": cost, "margin": margin,
             "plan_revenue": dict(plan_rev), "subscriptions": len(live),
             "customers": len({s.customer for s in live}), "billed": billed,
             "last": last, "problems": problems,
