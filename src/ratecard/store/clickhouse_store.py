@@ -123,6 +123,23 @@ def _secs(dt: datetime) -> tuple[int, int]:
     return total // 1_000_000, total % 1_000_000
 
 
+_T_MAX = 2**51 - 1
+
+
+def new_row_id(stamp_us: int) -> int:
+    """A row id: the high bits hold ``2**51 - 1 - (microseconds since 1970)`` of the
+    writer's clock (so :func:`stored_at` tells when), the low 12 bits are random, so
+    copies of one event stored at once never tie.
+    """
+    return ((_T_MAX - stamp_us) << 12) | secrets.randbits(12)
+
+
+def stored_at(row_id: int) -> datetime:
+    """When the row was stored (the writer's clock, to the microsecond)."""
+    us = _T_MAX - (int(row_id) >> 12)
+    return _at(us // 1_000_000, us % 1_000_000)
+
+
 def _at(sec: int, us: int = 0) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=int(sec), microseconds=int(us))
 
@@ -423,7 +440,7 @@ def _ddl(t: _Target) -> list[str]:
         f"SELECT event_id, customer, ts, row_id FROM {e}",
         f"CREATE TABLE IF NOT EXISTS {r} ({_EVENT_COLS},\n  kind String,\n  reason String,\n"
         f"  retracted DateTime('UTC'),\n  retracted_us UInt32\n) ENGINE = "
-        f"ReplacingMergeTree(retracted) ORDER BY (customer, row_id)",
+        f"ReplacingMergeTree(retracted) ORDER BY (customer, event_id, row_id)",
         f"CREATE TABLE IF NOT EXISTS {t.local('families')} (name String, spec String, "
         f"since DateTime('UTC')) ENGINE = ReplacingMergeTree(since) ORDER BY name",
     ]
@@ -632,7 +649,7 @@ class ClickHouseUsageStore:
     """A :class:`ratecard.store.usage.UsageStore` on a ClickHouse server or chdb."""
 
     def __init__(self, engine: _Engine, url: str, target: _Target, *,
-                 settle: float = 2.0, nodes: Sequence[_Engine] = ()) -> None:
+                 settle: float = 1.0, nodes: Sequence[_Engine] = ()) -> None:
         self.engine = engine
         self.url = url
         self.target = target
@@ -649,8 +666,9 @@ class ClickHouseUsageStore:
     def open(cls, url: str, *, read_only: bool = False) -> ClickHouseUsageStore:
         u = urlparse(url)
         qs = {k: v[-1] for k, v in parse_qs(u.query).items()}
-        settle = float(qs.get("settle", "2"))
         if u.scheme == "chdb":
+            # one process holds a chdb folder and serialises its appends: no races to settle
+            settle = float(qs.get("settle", "0"))
             path = unquote(u.path or "")
             if u.netloc:
                 raise InvalidInput(f"usage store URL {url!r}: write chdb:///absolute/folder")
@@ -665,6 +683,7 @@ class ClickHouseUsageStore:
                 raise
         if u.scheme != "clickhouse":
             raise InvalidInput(f"usage store URL {url!r}: use clickhouse://HOST:PORT/DB")
+        settle = float(qs.get("settle", "1"))
         host = u.hostname or "127.0.0.1"
         try:
             port = u.port or 9000
@@ -752,7 +771,7 @@ class ClickHouseUsageStore:
     def _visible(self) -> str:
         """Rows that count: not retracted (the local table name, so shards check locally)."""
         r = f"{self.target.database}.{self.target.local_name('retractions')}"
-        return f"(customer, row_id) NOT IN (SELECT customer, row_id FROM {r})"
+        return f"(customer, event_id, row_id) NOT IN (SELECT customer, event_id, row_id FROM {r})"
 
     # ---- writing
 
@@ -762,7 +781,7 @@ class ClickHouseUsageStore:
         for ev in events:
             rows.append((ev.event_id, ev.type, ev.customer, ensure_utc(ev.timestamp),
                          properties_json(ev.properties)))
-        with self._lock:
+        with self._lock, self._writer():
             return self._store(rows, AppendResult())
 
     def append_lines(
@@ -777,7 +796,7 @@ class ClickHouseUsageStore:
         """Validate JSON lines with the shared rules and store the good ones."""
         if not lines:
             return AppendResult()
-        with self._lock:
+        with self._lock, self._writer():
             parser = self._parse_store()
             con = parser.con
             con.execute("DELETE FROM events")
@@ -790,6 +809,10 @@ class ClickHouseUsageStore:
             base = AppendResult(accepted=0, duplicates=result.duplicates,
                                 rejected=list(result.rejected))
             return self._store([(r[0], r[1], r[2], ensure_utc(r[3]), r[4]) for r in got], base)
+
+    def _writer(self) -> Any:
+        """chdb: one append at a time in the process (the server settles races instead)."""
+        return _CHDB_LOCK if isinstance(self.engine, _Chdb) else contextlib.nullcontext()
 
     def _parse_store(self) -> Any:
         if self._parser is None:
@@ -809,14 +832,18 @@ class ClickHouseUsageStore:
                 first[r[0]] = r
         if not first:
             return result
+        # the stamp orders this writer's copies before any it has not seen yet (below)
+        sec_us = _secs(utc_now())
+        stamp = sec_us[0] * 1_000_000 + sec_us[1]
         seen, doubled = self._existing(list(first))
         if doubled:
             # a writer stopped between its insert and its check: settle those ids now
             self._settle_races(doubled)
         new = [r for eid, r in first.items() if eid not in seen]
         result.duplicates += len(first) - len(new)
+        stored: list[str] = []
         if new:
-            row_ids = [secrets.randbits(63) | 1 for _ in new]
+            row_ids = [new_row_id(stamp) for _ in new]
             data: list[list[Any]] = [[] for _ in INSERT_COLS]
             for r, rid in zip(new, row_ids, strict=True):
                 eid, typ, cust, ts, props = r
@@ -826,8 +853,19 @@ class ClickHouseUsageStore:
                                          alts, rid), strict=True):
                     col.append(v)
             self.engine.insert(self._events, INSERT_COLS, data, INSERT_TYPES)
-            self._settle_races([r[0] for r in new])
-        result.accepted += len(new)
+            # wait until any writer that stamped before us has stored its copies (they
+            # take less than `settle` seconds): then every writer sees the same first copy
+            wait = stamp / 1e6 + self.settle - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            mine = {(r[2], r[0], rid): r[0] for r, rid in zip(new, row_ids, strict=True)}
+            lost = self._settle_races([r[0] for r in new], mine=set(mine))
+            # a concurrent writer's earlier copy won: ours is a duplicate, not accepted
+            stored = [eid for key, eid in mine.items() if key not in lost]
+            result.duplicates += len(new) - len(stored)
+        result.accepted += len(stored)
+        # the ids this append stored (ingest hooks count exactly these)
+        result.stored_ids = getattr(result, "stored_ids", []) + stored  # type: ignore[attr-defined]
         return result
 
     def _existing(self, ids: Sequence[str]) -> tuple[set[str], list[str]]:
@@ -858,34 +896,48 @@ class ClickHouseUsageStore:
                 self._settle_races(ids)
             return len(ids)
 
-    def _settle_races(self, ids: Sequence[str]) -> None:
-        """Retract the extra copies a concurrent writer stored for these ids."""
-        copies: dict[str, list[tuple[str, int]]] = {}
+    def _settle_races(self, ids: Sequence[str], *, mine: set[tuple[str, str, int]] | None = None,
+                      ) -> set[tuple[str, str, int]]:
+        """Retract the extra copies concurrent writers stored for these ids.
+
+        The copy stamped first counts (the largest ``row_id``, which merges of the
+        ReplacingMergeTree keep too); the others are retracted, and their writers answer
+        "duplicate". A writer checks ``settle`` seconds after its stamp, when every copy
+        stamped before its own is stored: so each writer sees the same first copy, and
+        exactly one answers "accepted" (given clocks within that margin).
+
+        Returns the rows of ``mine`` that lost.
+        """
+        copies: dict[str, list[tuple[str, str, int]]] = {}
         for off in range(0, len(ids), 20_000):
             chunk = ids[off:off + 20_000]
             for eid, cust, rid in self.engine.rows(
                     f"SELECT event_id, customer, row_id FROM {self.target.table('ids')} "
                     f"WHERE event_id IN ({lits(chunk)})"):
-                copies.setdefault(eid, []).append((cust, int(rid)))
-        losers: list[tuple[str, int]] = []
+                copies.setdefault(eid, []).append((cust, eid, int(rid)))
+        losers: list[tuple[str, str, int]] = []
         for cs in copies.values():
             if len(cs) < 2:
                 continue
-            keep = max(cs, key=lambda c: c[1])
-            losers += [c for c in cs if c != keep]
+            keep = max(cs, key=lambda c: c[2])
+            losers += [c for c in cs if c[2] != keep[2]]
+        lost = {x for x in losers if mine is not None and x in mine}
         if losers:
-            done = {(c, int(r)) for c, r in self.engine.rows(
-                f"SELECT customer, row_id FROM {self._retractions} WHERE kind = 'duplicate' "
-                f"AND customer IN ({lits(sorted({c for c, _ in losers}))})")}
+            done = {(c, e, int(r)) for c, e, r in self.engine.rows(
+                f"SELECT customer, event_id, row_id FROM {self._retractions} "
+                f"WHERE kind = 'duplicate' "
+                f"AND customer IN ({lits(sorted({c for c, _, _ in losers}))})")}
             losers = [x for x in losers if x not in done]
         if losers:
             self._retract(losers, "duplicate", "a concurrent writer stored this id as well",
                           utc_now())
+        return lost
 
-    def _retract(self, rows: Sequence[tuple[str, int]], kind: str, reason: str,
+    def _retract(self, rows: Sequence[tuple[str, str, int]], kind: str, reason: str,
                  at: datetime) -> None:
         sec, us = _secs(at)
-        conds = " OR ".join(f"(customer = {lit(c)} AND row_id = {int(r)})" for c, r in rows)
+        conds = " OR ".join(f"(customer = {lit(c)} AND event_id = {lit(e)} AND row_id = {int(r)})"
+                            for c, e, r in rows)
         self.engine.command(
             f"INSERT INTO {self._retractions} ({_ROW_COLS}, kind, reason, retracted, "
             f"retracted_us) SELECT {_ROW_COLS}, {lit(kind)}, {lit(reason)}, toDateTime({sec}, "
@@ -913,7 +965,7 @@ class ClickHouseUsageStore:
             assert out is not None
             return out
 
-    def _copies(self, event_id: str) -> list[tuple[str, int]]:
+    def _copies(self, event_id: str) -> list[tuple[str, str, int]]:
         """The visible rows of an event (normally one)."""
         found = self.engine.rows(
             f"SELECT customer, row_id FROM {self.target.table('ids')} "
@@ -921,7 +973,7 @@ class ClickHouseUsageStore:
         if not found:
             return []
         custs = sorted({c for c, _ in found})
-        return [(c, int(r)) for c, r in self.engine.rows(
+        return [(c, event_id, int(r)) for c, r in self.engine.rows(
             f"SELECT customer, row_id FROM {self._events} WHERE customer IN ({lits(custs)}) "
             f"AND event_id = {lit(event_id)} AND {self._visible}")]
 
@@ -943,15 +995,16 @@ class ClickHouseUsageStore:
             f"FROM {self._events} WHERE {sel} AND event_id = {eid}) AS e GLOBAL ANY LEFT JOIN ("
             f"SELECT customer, row_id, kind, reason, retracted, retracted_us "
             f"FROM {self._retractions} WHERE {sel} AND event_id = {eid} "
-            f"ORDER BY retracted LIMIT 1 BY customer, row_id) AS r USING (customer, row_id) "
+            f"ORDER BY retracted LIMIT 1 BY customer, event_id, row_id) AS r "
+            f"USING (customer, row_id) "
             f"ORDER BY kind = 'duplicate', row_id DESC")
         if not rows:
             return None
         row = rows[0]
         ev = Event(row[0], row[1], row[2], _at(row[3], row[4]), _props(row[5]))
         if row[8] == "void":
-            return StoredEvent(ev, _at(row[6]), _at(row[10], row[11]), row[9])
-        return StoredEvent(ev, _at(row[6]))
+            return StoredEvent(ev, stored_at(row[7]), _at(row[10], row[11]), row[9])
+        return StoredEvent(ev, stored_at(row[7]))
 
     def _where(self, window: Window | None, customers: Sequence[str] | None,
                types: Sequence[str] | None) -> list[str]:
@@ -976,7 +1029,8 @@ class ClickHouseUsageStore:
         where = self._where(window, customers, types)
         r = f"{self.target.database}.{self.target.local_name('retractions')}"
         if include_voided:
-            where.append(f"(customer, row_id) NOT IN (SELECT customer, row_id FROM {r} "
+            where.append(f"(customer, event_id, row_id) NOT IN (SELECT customer, event_id, "
+                         f"row_id FROM {r} "
                          f"WHERE kind = 'duplicate')")
         else:
             where.append(self._visible)
@@ -998,7 +1052,8 @@ class ClickHouseUsageStore:
         with self._lock:
             n, first, last, custs = self.engine.rows(
                 f"SELECT count(), min(toUInt32(ts)), max(toUInt32(ts)), uniqExact(customer) "
-                f"FROM {self._events} WHERE (customer, row_id) NOT IN (SELECT customer, row_id "
+                f"FROM {self._events} WHERE (customer, event_id, row_id) NOT IN (SELECT customer, "
+                f"event_id, row_id "
                 f"FROM {self.target.database}.{self.target.local_name('retractions')} "
                 f"WHERE kind = 'duplicate')")[0]
             voids = self.engine.rows(
@@ -1087,9 +1142,10 @@ class ClickHouseUsageStore:
                 time.sleep(0.2)
         back = f"toUInt32(ingested) < {cut}" if cut else "1"
         rl = t.local("retractions")
-        src = (f"(SELECT {_ROW_COLS} FROM {t.local('events')} WHERE (customer, row_id) NOT IN "
-               f"(SELECT customer, row_id FROM {rl}) UNION ALL SELECT {_ROW_COLS} FROM "
-               f"(SELECT * FROM {rl} LIMIT 1 BY customer, row_id))")
+        src = (f"(SELECT {_ROW_COLS} FROM {t.local('events')} WHERE (customer, event_id, "
+               f"row_id) NOT IN (SELECT customer, event_id, row_id FROM {rl}) UNION ALL "
+               f"SELECT {_ROW_COLS} FROM (SELECT * FROM {rl} "
+               f"LIMIT 1 BY customer, event_id, row_id))")
         for node in self.nodes:
             # every row ever counted: the visible ones and the retracted copies (which
             # queries subtract), whether or not a merge has removed them from events
@@ -1198,7 +1254,8 @@ class ClickHouseUsageStore:
                 q, c, b, be, f = row[2 + len(gsel):]
                 _merge(meter, accs, k, _Acc(q, int(c), int(b), be or None, None, f), 1)
             # the rollup counted every row ever stored: subtract the retracted copies
-            rsrc = f"(SELECT * FROM {self._retractions} LIMIT 1 BY customer, row_id)"
+            rsrc = (f"(SELECT * FROM {self._retractions} "
+                    f"LIMIT 1 BY customer, event_id, row_id)")
             hour_segments = [("raw", s, e) for s, e in hours]
             self._raw_partials(fam, j, meter, hour_segments, cust, gsel, grain, accs, sign=-1,
                                source=rsrc, visible=False)
