@@ -213,34 +213,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     store = open_usage_store(f"duckdb:///{store_path}", read_only=True)
     source = StoreUsage(store)
     phases: dict[str, float] = {}
+    phase_cpu: dict[str, float] = {}
     cpu0 = time.process_time()
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     session = session_factory(url)()
     try:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         inputs, base = load_inputs(session, WINDOW)
         phases["load_subscriptions_s"] = time.perf_counter() - t
+        phase_cpu["load_subscriptions_cpu_s"] = time.process_time() - c
     finally:
         session.rollback()
         session.close()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     prep = rules.prepare(inputs, cands, WINDOW, base=base)
     phases["plan_invoices_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    phase_cpu["plan_invoices_cpu_s"] = time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
     usage = fetch_usage(source, prep.requests + prep.cost_requests)
     phases["read_usage_s"] = time.perf_counter() - t
+    phase_cpu["read_usage_cpu_s"] = time.process_time() - c
     t = time.perf_counter()
     rules.check_usage(prep, usage)
     rated = rate_parallel(prep, usage, workers=a.workers)
     phases["rate_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     bt = rules.compare(prep, rated)
     phases["compare_s"] = time.perf_counter() - t
+    phase_cpu["compare_cpu_s"] = time.process_time() - c
     total = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     child_cpu = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
+    cpu_serial = sum(phase_cpu.values())   # the parent's own phases (rating runs in the workers)
 
     # checks
     n = len(inputs)
@@ -277,6 +283,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "workers_cpu_s": round(child_cpu, 2),
         "cpu_s_per_rating_us": round((cpu + child_cpu) * 1e6 / ratings, 1),
         **{k: round(v, 3) for k, v in phases.items()},
+        **{k: round(v, 3) for k, v in phase_cpu.items()},
+        "idle_estimate_s": round(cpu_serial + child_cpu / max(1, a.workers), 1),
         "customer_periods": periods,
         "ratings": ratings,
         "rating_ms_per_customer_period_all_scenarios": round(

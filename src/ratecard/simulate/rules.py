@@ -257,59 +257,93 @@ def candidate_version(index: int) -> int:
     return -(index + 2)
 
 
+@dataclass(frozen=True)
+class _Move:
+    """How one current phase (plan version and term) moves to a candidate's plan."""
+
+    target: str
+    key: PlanKey
+    plan: Plan
+    currency: str
+    term: str
+    note: str | None
+    same_interval: bool
+
+
+def _move(cand: Candidate, index: int, old_key: PlanKey, old: Plan, term: str,
+          cache: dict[tuple[object, ...], _Move | None] | None = None) -> _Move | None:
+    ck = (index, old_key, term)
+    if cache is not None and ck in cache:
+        return cache[ck]
+    target = cand.target(old_key[0])
+    move = None
+    if target is not None:
+        plan = cand.catalog.plans[target]
+        new_term, note = term, None
+        try:
+            billing.check_term(plan, term, target)
+        except InvalidInput:
+            new_term = plan.interval
+            note = f"prepaid term {term} does not fit {target!r}; rated per {plan.interval}"
+        move = _Move(target, (target, candidate_version(index)), plan,
+                     cand.catalog.plan_currency(target), new_term, note,
+                     new_term == term
+                     and billing.usage_interval(plan) == billing.usage_interval(old))
+    if cache is not None:
+        cache[ck] = move
+    return move
+
+
 def candidate_scenario(inp: SubInput, cand: Candidate, index: int, window: Window,
                        current: Scenario | None = None,
-                       timelines: Timelines | None = None) -> Scenario | None:
+                       timelines: Timelines | None = None,
+                       moves: dict[tuple[object, ...], _Move | None] | None = None,
+                       ) -> Scenario | None:
     """The subscription moved to the candidate's plans; None when none of its phases is
     on a plan the candidate replaces.
 
     When every moved phase keeps its term and its usage interval, the boundaries are
     the current ones and ``current``'s invoice plans are reused with the phases
-    swapped; otherwise the invoices are planned again.
+    swapped; otherwise the invoices are planned again. ``moves`` caches how each plan
+    version and term moves (shared by every subscription of a run).
     """
     sub = inp.sub
-    plans = dict(inp.plans)
-    catalogs = dict(inp.catalogs)
+    plans: dict[PlanKey, Plan] | None = None
+    catalogs: dict[PlanKey, Catalog] | None = None
     phases = []
     notes: list[str] = []
     new_plan = None
     same_timeline = True
     for ph in sub.phases:
-        target = cand.target(ph.plan_code)
-        if target is None:
+        old_key = (ph.plan_code, ph.plan_version)
+        mv = _move(cand, index, old_key, inp.plans[old_key], ph.term, moves)
+        if mv is None:
             phases.append(ph)
             continue
-        plan = cand.catalog.plans[target]
-        currency = cand.catalog.plan_currency(target)
-        if currency != sub.currency:
-            raise InvalidInput(f"candidate plan {target!r} is priced in {currency}; the "
-                               f"customer pays in {sub.currency}")
-        term = ph.term
-        try:
-            billing.check_term(plan, term, target)
-        except InvalidInput:
-            term = plan.interval
-            notes.append(f"prepaid term {ph.term} does not fit {target!r}; rated per "
-                         f"{plan.interval}")
-        old = inp.plans[(ph.plan_code, ph.plan_version)]
-        if term != ph.term or billing.usage_interval(plan) != billing.usage_interval(old):
-            same_timeline = False
-        key = (target, candidate_version(index))
-        plans[key] = plan
-        catalogs[key] = cand.catalog
-        phases.append(replace(ph, plan_code=target, plan_version=key[1], term=term))
-        new_plan = target
-    if new_plan is None:
+        if mv.currency != sub.currency:
+            raise InvalidInput(f"candidate plan {mv.target!r} is priced in {mv.currency}; "
+                               f"the customer pays in {sub.currency}")
+        if mv.note:
+            notes.append(mv.note)
+        same_timeline = same_timeline and mv.same_interval
+        if plans is None or catalogs is None:
+            plans, catalogs = dict(inp.plans), dict(inp.catalogs)
+        plans[mv.key] = mv.plan
+        catalogs[mv.key] = cand.catalog
+        phases.append(replace(ph, plan_code=mv.target, plan_version=mv.key[1], term=mv.term))
+        new_plan = mv.target
+    if new_plan is None or plans is None or catalogs is None:
         return None
-    moved = replace(sub, phases=tuple(phases))
     if same_timeline and current is not None:
-        swap = {id(o): n for o, n in zip(sub.phases, moved.phases, strict=True)}
+        swap = {id(o): n for o, n in zip(sub.phases, phases, strict=True)}
         if current.phases:
             mapping = {k: swap.get(id(v), v) for k, v in current.phases.items()}
         else:
             mapping = swap
-        return Scenario(moved, plans, catalogs, current.invoices, new_plan, tuple(notes),
+        # the boundaries are the current ones: the subscription itself is not re-planned
+        return Scenario(sub, plans, catalogs, current.invoices, new_plan, tuple(notes),
                         mapping)
+    moved = replace(sub, phases=tuple(phases))
     if timelines is not None:
         invoices, mapping = timelines.plans(moved, plans, window)
         return Scenario(moved, plans, catalogs, invoices, new_plan, tuple(notes), mapping)
@@ -340,18 +374,32 @@ def prepare(
     prep.cost_key = cost_key
     seen: set[UsageKey] = set()
 
+    needs: dict[tuple[object, ...], list[tuple[str, dict[str, Meter], frozenset[str],
+                                               Window]]] = {}
+
     def want(sc: Scenario) -> None:
-        for ip in sc.invoices:
-            for seg in ip.segments:
-                ph = sc.phase(seg.phase)
-                key = (ph.plan_code, ph.plan_version)
+        # the (meter set, window) pairs a scenario reads depend only on its shared invoice
+        # plans and the plan versions of their phases: computed once per combination
+        keys = tuple((sc.phase(seg.phase).plan_code, sc.phase(seg.phase).plan_version)
+                     for ip in sc.invoices for seg in ip.segments)
+        ck = (id(sc.invoices), keys, tuple(id(sc.catalogs[k]) for k in keys))
+        pairs = needs.get(ck)
+        if pairs is None:
+            pairs = []
+            segs = [seg for ip in sc.invoices for seg in ip.segments]
+            for key, seg in zip(keys, segs, strict=True):
                 mk, ms, values = prep.meter_set(key, sc.catalogs[key], sc.plans[key])
-                uk = (sc.sub.customer, mk, seg.window)
-                if ms and uk not in seen:
-                    seen.add(uk)
-                    prep.requests.append((uk, ms, values))
+                if ms:
+                    pairs.append((mk, ms, values, seg.window))
+            needs[ck] = pairs
+        for mk, ms, values, w in pairs:
+            uk = (sc.sub.customer, mk, w)
+            if uk not in seen:
+                seen.add(uk)
+                prep.requests.append((uk, ms, values))
 
     timelines = Timelines()
+    moves: dict[tuple[object, ...], _Move | None] = {}
     for i, inp in enumerate(prep.inputs):
         try:
             invoices, mapping = timelines.plans(inp.sub, inp.plans, window)
@@ -372,7 +420,7 @@ def prepare(
                         prep.cost_requests.append((uk, costed, frozenset()))
         for j, cand in enumerate(prep.candidates):
             try:
-                sc = candidate_scenario(inp, cand, j, window, cur, timelines)
+                sc = candidate_scenario(inp, cand, j, window, cur, timelines, moves)
             except RatecardError as e:
                 prep.errors[(i, j)] = str(e)
                 continue
@@ -616,42 +664,45 @@ def run(prep: Prepared, usage: Mapping[UsageKey, UsageSnapshot], *,
 
 def compare(prep: Prepared, rated: Rated) -> Backtest:
     """The reports of every candidate from the rated scenarios."""
-    reports = []
-    for j, cand in enumerate(prep.candidates):
-        results: list[CustomerResult] = []
-        errors: list[SubError] = []
-        replaced = 0
-        for i, inp in enumerate(prep.inputs):
-            sub = inp.sub
-            if i in rated.base_errors:
-                errors.append(SubError(sub.customer, sub.id, rated.base_errors[i]))
-                continue
-            if i not in rated.baseline:
-                continue
+    per_candidate: list[list[CustomerResult]] = [[] for _ in prep.candidates]
+    errors: list[list[SubError]] = [[] for _ in prep.candidates]
+    replaced = [0] * len(prep.candidates)
+    for i, inp in enumerate(prep.inputs):
+        sub = inp.sub
+        if i in rated.base_errors:
+            for errs in errors:
+                errs.append(SubError(sub.customer, sub.id, rated.base_errors[i]))
+            continue
+        if i not in rated.baseline:
+            continue
+        old, old_slices, cost, n = rated.baseline[i]
+        phase = sub.current_phase(prep.window.end)
+        same = {k: Amounts(v, v) for k, v in old_slices.items()}
+        for j in range(len(prep.candidates)):
             msg = prep.errors.get((i, j)) or rated.errors.get((i, j))
             if msg is not None:
-                errors.append(SubError(sub.customer, sub.id, msg))
+                errors[j].append(SubError(sub.customer, sub.id, msg))
                 continue
-            old, old_slices, cost, n = rated.baseline[i]
             sc = prep.scenarios.get((i, j))
-            new, new_slices = old, old_slices
             notes: tuple[str, ...] = ()
-            if sc is not None:
+            new_plan: str | None = None
+            if sc is None:
+                new, slices = old, same
+            else:
                 new, new_slices = rated.moved[(i, j)]
-                notes = sc.notes
-                replaced += 1
-            phase = sub.current_phase(prep.window.end)
-            slices = {k: Amounts(old_slices.get(k, ZERO), new_slices.get(k, ZERO))
-                      for k in sorted(set(old_slices) | set(new_slices))}
-            results.append(CustomerResult(
+                slices = {k: Amounts(old_slices.get(k, ZERO), new_slices.get(k, ZERO))
+                          for k in sorted(set(old_slices) | set(new_slices))}
+                notes, new_plan = sc.notes, sc.new_plan
+                replaced[j] += 1
+            per_candidate[j].append(CustomerResult(
                 customer=sub.customer, subscription_id=sub.id, currency=sub.currency,
-                plan=phase.plan_code, version=phase.plan_version,
-                new_plan=sc.new_plan if sc is not None else None, old=old, new=new,
-                cost=cost, invoices=n, slices=slices, notes=notes,
+                plan=phase.plan_code, version=phase.plan_version, new_plan=new_plan,
+                old=old, new=new, cost=cost, invoices=n, slices=slices, notes=notes,
             ))
-        reports.append(_report(cand.name, prep.window, results, errors, replaced))
+    reports = tuple(_report(cand.name, prep.window, per_candidate[j], errors[j], replaced[j])
+                    for j, cand in enumerate(prep.candidates))
     customers = len({prep.inputs[i].sub.customer for i in rated.baseline})
-    return Backtest(prep.window, tuple(reports), customers)
+    return Backtest(prep.window, reports, customers)
 
 
 class _Sum:
