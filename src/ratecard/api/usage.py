@@ -303,6 +303,10 @@ class Ingestor:
                 seen.add(eid)
                 mine.append(obj)
             per.append(mine)
+        stored_ids = getattr(result, "stored_ids", None)
+        if stored_ids is not None:  # the store names what this append stored (ClickHouse)
+            keep = set(stored_ids)
+            return [[o for o in mine if _id(o) in keep] for mine in per], False
         if result.duplicates == 0 and sum(len(m) for m in per) == result.accepted:
             return per, False
         if result.accepted == 0:
