@@ -28,7 +28,6 @@ bill nor deadlock.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -60,6 +59,7 @@ from ratecard.store.models import (
     InvoiceRow,
     SubscriptionRow,
 )
+from ratecard.store.state import json_dumps
 
 DEFAULT_SERIES = "INV"
 CREDIT_SERIES = "CN"
@@ -272,22 +272,8 @@ class SubOutcome:
         self.ready.extend(other.ready)
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return to_str(v)
-    if isinstance(v, datetime):
-        return iso(v)
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple | set | frozenset):
-        return [_jsonable(x) for x in v]
-    if hasattr(v, "as_dict"):
-        return _jsonable(v.as_dict())
-    return v
-
-
 def _digest(lines: Sequence[DraftLine]) -> str:
-    text = json.dumps([_jsonable(ln.key()) for ln in lines], separators=(",", ":"))
+    text = json_dumps([ln.key() for ln in lines])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -298,7 +284,7 @@ def _line_values(lines: Sequence[DraftLine]) -> list[dict[str, Any]]:
          "precise": ln.precise, "period_start": ln.period.start,
          "period_end": ln.period.end, "plan_code": ln.plan_code,
          "plan_version": ln.plan_version, "meter": ln.meter, "group_key": ln.group,
-         "stream": ln.stream, "details": _jsonable(ln.details)}
+         "stream": ln.stream, "details": ln.details}
         for i, ln in enumerate(lines)
     ]
 

@@ -37,14 +37,16 @@ of plan intervals in the term, and the plan's ``quarterly_discount`` or
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from ratecard.billing.model import DraftLine, Phase, Subscription
 from ratecard.catalog.schema import Catalog, Plan
-from ratecard.clock import INTERVAL_MONTHS, Window, period_containing, zone
+from ratecard.clock import INTERVAL_MONTHS, Window, zone
+from ratecard.clock import period_containing as _period_containing
 from ratecard.errors import InvalidInput
 from ratecard.metering.model import UsageSnapshot
 from ratecard.money import ONE, ZERO, quantize, to_str
@@ -115,10 +117,20 @@ def daily_fee(plan: Plan, seats: int) -> Decimal:
 # --------------------------------------------------------------------------- calendar
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def period_containing(anchor: datetime, interval: str, at: datetime, tz: str) -> Window:
+    """:func:`ratecard.clock.period_containing`, memoised (subscriptions share anchors)."""
+    return _period_containing(anchor, interval, at, tz)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _zone_dates(at: datetime, tz: str) -> date:
+    return at.astimezone(zone(tz)).date()
+
+
 def local_days(window: Window, tz: str) -> int:
     """Calendar days from the local date of ``window.start`` to that of ``window.end``."""
-    z = zone(tz)
-    return (window.end.astimezone(z).date() - window.start.astimezone(z).date()).days
+    return (_zone_dates(window.end, tz) - _zone_dates(window.start, tz)).days
 
 
 def day_fraction(part: Window, whole: Window, tz: str) -> Decimal:

@@ -17,9 +17,12 @@ claim of an invoice period safe between two processes. PostgreSQL uses row locks
 from __future__ import annotations
 
 import functools
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ratecard.errors import Unavailable
+from ratecard.money import to_str
 from ratecard.workspace import Workspace
 
 _lock = threading.Lock()
@@ -63,6 +67,26 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _json_default(o: Any) -> Any:
+    """JSON for values the standard encoder refuses: exact decimals stay exact strings."""
+    if isinstance(o, Decimal):
+        return to_str(o)
+    if isinstance(o, datetime):
+        return o.isoformat().replace("+00:00", "Z")
+    if isinstance(o, Mapping):
+        return dict(o)
+    if isinstance(o, set | frozenset):
+        return sorted(o, key=str)
+    if hasattr(o, "as_dict"):
+        return o.as_dict()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def json_dumps(value: Any) -> str:
+    """The JSON encoder of every state column (Decimals as exact strings)."""
+    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
 def engine_for(url: str) -> Engine:
     """One engine per URL per process."""
     with _lock:
@@ -73,10 +97,11 @@ def engine_for(url: str) -> Engine:
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                   json_serializer=json_dumps)
             _sqlite_setup(engine)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True, json_serializer=json_dumps)
         _engines[url] = engine
         _factories[url] = sessionmaker(bind=engine, expire_on_commit=False)
         return engine
