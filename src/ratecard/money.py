@@ -24,6 +24,8 @@ decimal.DefaultContext.prec = 50
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+# Amounts and quantities beyond 1e±30 are input mistakes, and would overflow arithmetic.
+MAX_EXPONENT = 30
 
 # ISO 4217 minor units for currencies that differ from the default of 2.
 _MINOR_UNITS: dict[str, int] = {
@@ -67,6 +69,11 @@ def D(value: object) -> Decimal:
         raise InvalidAmount(f"{value!r} ({type(value).__name__}) is not an amount")
     if not result.is_finite():
         raise InvalidAmount(f"{value!r} is not a finite number")
+    if result and not (-MAX_EXPONENT <= result.adjusted() <= MAX_EXPONENT):
+        raise InvalidAmount(
+            f"{value!r} is out of range; amounts and quantities lie between "
+            f"1e-{MAX_EXPONENT} and 1e{MAX_EXPONENT}"
+        )
     return result
 
 

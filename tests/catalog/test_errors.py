@@ -183,3 +183,18 @@ def test_console_script_prints_one_line_not_a_traceback(tmp_path: Path) -> None:
                        capture_output=True, text=True, check=False)
     assert r.returncode == 1
     assert "Traceback" not in r.stderr and "unknown price model 'nope'" in r.stderr
+
+
+def test_control_characters_are_a_yaml_problem(tmp_path: Path) -> None:
+    f = tmp_path / "ctl.yaml"
+    f.write_text("currency: USD\x07\n")
+    with pytest.raises(CatalogInvalid, match="not valid YAML"):
+        load_catalog(f)
+
+
+def test_absurd_quantity_is_refused(tmp_path: Path, good: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    u = tmp_path / "usage.json"
+    u.write_text('{"calls": 1e999999999}')
+    code, text = run(["quote", str(good), "--plan", "p", "--usage", str(u)], capsys)
+    assert code == 1 and "out of range" in text

@@ -106,8 +106,9 @@ def read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
 
 def parse_yaml(text: str, name: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     """Parse YAML once into data and a map from each path to its line number."""
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
@@ -118,7 +119,8 @@ def parse_yaml(text: str, name: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
             [Problem(name, where, f"not valid YAML: {problem}; fix the syntax there")]
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
         _lines(node, (), lines)

@@ -18,9 +18,9 @@ from decimal import Decimal
 from typing import Any
 
 from ratecard.catalog.schema import Catalog
-from ratecard.errors import UsageInvalid
+from ratecard.errors import InvalidAmount, UsageInvalid
 from ratecard.metering.model import MeterUsage
-from ratecard.money import ZERO
+from ratecard.money import ZERO, D
 
 
 def _quantity(value: Any, where: str) -> Decimal:
@@ -32,6 +32,10 @@ def _quantity(value: Any, where: str) -> Decimal:
         raise UsageInvalid(f"{where}: {value!r} is not a number") from None
     if not q.is_finite():
         raise UsageInvalid(f"{where}: {value!r} is not a finite number")
+    try:
+        D(q)
+    except InvalidAmount as e:
+        raise UsageInvalid(f"{where}: {e}") from None
     if q < 0:
         raise UsageInvalid(f"{where}: quantity {q} is negative; usage cannot be below zero")
     return q
