@@ -133,3 +133,17 @@ def test_costs_unpriced_cli(support: Any, capsys: pytest.CaptureFixture[str]) ->
     assert [(u["model"], u["events"], u["customers"]) for u in doc["unpriced"]] == [
         ("in-house-7b", 3, 1)]
     assert doc["unpriced"][0]["reason"].startswith("not in the price book")
+
+
+def test_credit_notes_reduce_revenue(support: Any) -> None:
+    from ratecard.billing import invoices as inv
+    from ratecard.store.state import session_scope
+
+    with session_scope(support.ws) as s:
+        usage_invoice = next(i for i in inv.list_invoices(s, customer="alpha")
+                             if i["period_end"] == "2026-04-01T00:00:00Z")
+        line = next(ln for ln in usage_invoice["lines"] if ln["meter"] == "resolutions")
+        inv.create_credit_note(s, usage_invoice["id"], amount=D("10.00"), line=line["position"],
+                               reason="goodwill")
+    rows = {x.key: x for x in margins(support.ws, MARCH, "customer").rows}
+    assert rows["alpha"].revenue == D("253.50")  # 263.50 − 10 credited on the usage line

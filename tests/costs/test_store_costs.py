@@ -293,3 +293,20 @@ def test_plain_usage_objects_take_the_sql_path(usage: dict[str, Any]) -> None:
     assert r.python_events == 0
     # 6 uncached × 3 + 4 cached × 0.3 + 2 output × 15 per million
     assert r.cost == Decimal("0.0000492")
+
+
+def test_a_coarser_grain_gives_the_same_totals() -> None:
+    con = new_db()
+    t = datetime(2026, 3, 2, tzinfo=UTC)
+    insert(con, [(f"e{i}", "acme", t, dumps({"model": m, "input_tokens": 1000 * (i + 1)}))
+                 for i, m in enumerate(["plain", "claude-x", "o-x", "plain"])])
+    insert(con, [("bad", "acme", t, '{"model": "plain", "input_tokens": "10"}')])  # Python path
+    fine = cost_events(con.cursor(), BOOK, MARCH)
+    coarse = cost_events(con.cursor(), BOOK, MARCH, grain=("customer",))
+    assert len(fine.rows) == 3 and len(coarse.rows) == 1
+    (row,) = coarse.rows
+    assert row.model is None and row.plan is None
+    assert row.cost == fine.cost and row.requests == 5
+    assert coarse.kinds == fine.kinds and sum(fine.kinds.values()) == fine.cost
+    with pytest.raises(InvalidInput, match="grain"):
+        cost_events(con.cursor(), BOOK, MARCH, grain=("model",))

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
 from ratecard.analytics.model import RevenueFact
 from ratecard.clock import Window
@@ -60,41 +61,46 @@ def model_of(group_key: str | None) -> str | None:
 
 def revenue_facts(session: Session, window: Window) -> tuple[list[RevenueFact], set[str]]:
     """Invoiced revenue falling in ``window``, and the currencies it is in."""
-    stmt = (select(InvoiceRow, CustomerRow.external_id)
-            .join(CustomerRow, CustomerRow.id == InvoiceRow.customer_id)
-            .where(InvoiceRow.status != "void")
-            .where(InvoiceRow.period_start < window.end)
-            .options(selectinload(InvoiceRow.lines)))
+    L, inv = InvoiceLineRow, InvoiceRow
+    stmt = (select(L.invoice_id, L.position, L.amount, L.period_start, L.period_end,
+                   L.plan_code, L.meter, L.group_key, inv.currency, CustomerRow.external_id)
+            .join(inv, inv.id == L.invoice_id)
+            .join(CustomerRow, CustomerRow.id == inv.customer_id)
+            .where(inv.status != "void")
+            .where(L.period_start < window.end)
+            .where(or_(L.period_end > window.start,
+                       and_(L.period_end <= L.period_start, L.period_start >= window.start))))
+    rows = session.execute(stmt).all()
+    ids = sorted({r[0] for r in rows})
+    notes: dict[int, list[CreditNoteRow]] = defaultdict(list)
+    for i in range(0, len(ids), 500):
+        for note in session.scalars(select(CreditNoteRow).where(
+                CreditNoteRow.invoice_id.in_(ids[i:i + 500]))):
+            notes[note.invoice_id].append(note)
+    credits: dict[int, dict[int, Decimal]] = {}
+    for invoice_id, inv_notes in notes.items():
+        amounts = dict(session.execute(
+            select(L.position, L.amount).where(L.invoice_id == invoice_id)).all())
+        credits[invoice_id] = _credits(amounts, inv_notes)
     facts: list[RevenueFact] = []
     currencies: set[str] = set()
-    invoices: dict[int, tuple[InvoiceRow, str]] = {}
-    for inv, customer in session.execute(stmt).all():
-        invoices[inv.id] = (inv, customer)
-    notes: dict[int, list[CreditNoteRow]] = defaultdict(list)
-    if invoices:
-        for note in session.scalars(select(CreditNoteRow).where(
-                CreditNoteRow.invoice_id.in_(list(invoices)))):
-            notes[note.invoice_id].append(note)
-    for inv, customer in invoices.values():
-        lines: list[InvoiceLineRow] = list(inv.lines)
-        credit = _credits(lines, notes.get(inv.id, []))
-        for ln in lines:
-            share = _share(ln.period_start, ln.period_end, window)
-            if share == 0:
-                continue
-            amount = (ln.amount - credit.get(ln.position, ZERO)) * share
-            if amount == 0:
-                continue
-            currencies.add(inv.currency)
-            facts.append(RevenueFact(customer=customer, amount=amount, plan=ln.plan_code,
-                                     meter=ln.meter, model=model_of(ln.group_key)))
+    for invoice_id, position, amount, start, end, plan, meter, group, currency, customer in rows:
+        share = _share(start, end, window)
+        if share == 0:
+            continue
+        value = (amount - credits.get(invoice_id, {}).get(position, ZERO)) * share
+        if value == 0:
+            continue
+        currencies.add(currency)
+        facts.append(RevenueFact(customer=customer, amount=value, plan=plan, meter=meter,
+                                 model=model_of(group)))
     return facts, currencies
 
 
-def _credits(lines: list[InvoiceLineRow], notes: list[CreditNoteRow]) -> dict[int, Decimal]:
+def _credits(amounts: dict[int, Decimal], notes: list[CreditNoteRow]) -> dict[int, Decimal]:
     """Credit per line position: line notes on their line, whole-invoice notes pro rata."""
     out: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    total = sum((ln.amount for ln in lines if ln.amount > 0), ZERO)
+    total = sum((a for a in amounts.values() if a > 0), ZERO)
     for note in notes:
         for item in note.lines or []:
             value = D(str(item.get("amount", "0")))
@@ -102,25 +108,29 @@ def _credits(lines: list[InvoiceLineRow], notes: list[CreditNoteRow]) -> dict[in
             if pos is not None:
                 out[int(pos)] += value
             elif total > 0:
-                for ln in lines:
-                    if ln.amount > 0:
-                        out[ln.position] += value * ln.amount / total
+                for position, a in amounts.items():
+                    if a > 0:
+                        out[position] += value * a / total
     return out
 
 
 def plan_spans(session: Session) -> list[PlanSpan]:
     """Each customer's plan over time, from its subscriptions' phases."""
-    stmt = (select(SubscriptionRow, CustomerRow.external_id)
+    stmt = (select(PhaseRow.subscription_id, PhaseRow.starts_at, PhaseRow.plan_code,
+                   SubscriptionRow.ends_at, CustomerRow.external_id)
+            .join(SubscriptionRow, SubscriptionRow.id == PhaseRow.subscription_id)
             .join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id)
-            .options(selectinload(SubscriptionRow.phases)))
+            .order_by(PhaseRow.subscription_id, PhaseRow.starts_at))
+    by_sub: dict[int, list[Any]] = defaultdict(list)
+    for row in session.execute(stmt).all():
+        by_sub[row[0]].append(row)
     spans: list[PlanSpan] = []
-    for sub, customer in session.execute(stmt).all():
-        phases: list[PhaseRow] = sorted(sub.phases, key=lambda p: p.starts_at)
-        for i, ph in enumerate(phases):
-            end = phases[i + 1].starts_at if i + 1 < len(phases) else sub.ends_at
-            if end is not None and end <= ph.starts_at:
+    for phases in by_sub.values():
+        for i, (_, start, plan, ends_at, customer) in enumerate(phases):
+            end = phases[i + 1][1] if i + 1 < len(phases) else ends_at
+            if end is not None and end <= start:
                 continue
-            spans.append(PlanSpan(customer, ph.plan_code, ph.starts_at, end))
+            spans.append(PlanSpan(customer, plan, start, end))
     return spans
 
 

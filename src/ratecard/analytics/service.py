@@ -30,7 +30,7 @@ from ratecard.costs.model import PriceBook
 from ratecard.costs.service import effective_book
 from ratecard.errors import InvalidInput, NotFound
 from ratecard.money import ZERO
-from ratecard.store.duckdb_costs import PlanSpan, UsageCosts, cost_events
+from ratecard.store.duckdb_costs import GRAIN, PlanSpan, UsageCosts, cost_events
 from ratecard.workspace import Workspace
 
 MEMBER_METERS = ("active_users", "active_members", "members")
@@ -69,14 +69,14 @@ def open_store(ws: Workspace) -> Any | None:
 
 
 def usage_costs(store: Any, book: PriceBook, window: Window, *, byok: Sequence[str] = (),
-                spans: Sequence[PlanSpan] = ()) -> UsageCosts:
+                spans: Sequence[PlanSpan] = (), grain: Sequence[str] = GRAIN) -> UsageCosts:
     """Cost the ``llm.request`` events of ``store`` in ``window`` (DuckDB stores)."""
     con = getattr(store, "con", None)
     if con is None or not hasattr(con, "cursor"):
         raise InvalidInput("costing usage needs the DuckDB usage store (duckdb:/// URL)")
     cur = con.cursor()
     try:
-        return cost_events(cur, book, window, byok=byok, spans=spans)
+        return cost_events(cur, book, window, byok=byok, spans=spans, grain=grain)
     finally:
         cur.close()
 
@@ -129,7 +129,9 @@ def margins(
             usage = UsageCosts(window=window, rows=[], unpriced=[])
             notes.append("the workspace has no usage store yet: no usage costs")
         else:
-            usage = usage_costs(store, book, window, byok=sorted(byok), spans=spans)
+            grain = GRAIN if by == "model" else ("customer", "plan")
+            usage = usage_costs(store, book, window, byok=sorted(byok), spans=spans,
+                                grain=grain)
         plan_of = _plan_at(spans, window)
         costs = [CostFact(customer=r.customer, amount=r.cost, kind="model", plan=r.plan,
                           model=r.model, byok_amount=r.byok_cost, requests=r.requests,

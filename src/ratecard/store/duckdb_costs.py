@@ -198,6 +198,9 @@ def _normalise_sql() -> str:
         AND (x.batch IS NULL OR x.batch IN ('true', 'false')) AS pre_ok"""
 
 
+GRAIN = ("customer", "plan", "model")
+
+
 @dataclass(frozen=True)
 class PlanSpan:
     """``customer`` was on ``plan`` during ``[start, end)`` (``None``: open)."""
@@ -210,16 +213,16 @@ class PlanSpan:
 
 @dataclass(frozen=True)
 class CostRow:
-    """The model cost of one customer's requests of one model while on one plan."""
+    """The model cost of one customer's requests of one model while on one plan
+    (``model`` and ``plan`` are ``None`` when the grain leaves them out)."""
 
     customer: str
     plan: str | None
-    model: str
+    model: str | None
     requests: int
     tokens: int
     cost: Decimal
     byok_cost: Decimal
-    kinds: dict[str, Decimal] = field(default_factory=dict)  # cost per token kind (+request)
 
 
 @dataclass
@@ -232,6 +235,7 @@ class UsageCosts:
     events: int = 0
     priced_events: int = 0
     python_events: int = 0  # events normalised by the Python path (doubtful JSON)
+    kinds: dict[str, Decimal] = field(default_factory=dict)  # cost per token kind, all rows
 
     @property
     def unpriced_events(self) -> int:
@@ -397,13 +401,18 @@ def cost_events(
     byok: Iterable[str] = (),
     spans: Sequence[PlanSpan] = (),
     customers: Sequence[str] | None = None,
+    grain: Sequence[str] = GRAIN,
 ) -> UsageCosts:
     """Cost every ``llm.request`` event of ``window`` in ``events`` (see the module docs).
 
     ``con`` should be a cursor of its own: the temporary tables this creates
     (``rc_*``) live on it. ``events`` needs ``event_id``, ``type``, ``customer``,
-    ``ts`` (TIMESTAMPTZ) and ``properties`` (JSON text) columns.
+    ``ts`` (TIMESTAMPTZ) and ``properties`` (JSON text) columns. ``grain`` says which
+    of customer, plan and model the rows are split by (``customer`` always is); a
+    coarser grain returns fewer rows, the totals are the same.
     """
+    if "customer" not in grain or set(grain) - set(GRAIN):
+        raise InvalidInput(f"grain must include customer and may add plan and model: {grain}")
     con.execute("SET TimeZone = 'UTC'")
     segs = price_segments(book)
     con.register("rc_segments_src", _segments_table(segs))
@@ -435,13 +444,14 @@ def cost_events(
 
     result = UsageCosts(window=window, rows=[], unpriced=[])
     unpriced: dict[tuple[str, str], list[Any]] = {}
-    rows: dict[tuple[str, str | None, str], list[Any]] = {}
+    rows: dict[tuple[str, str | None, str | None], list[Any]] = {}
+    kinds: dict[str, Decimal] = {}
     byok_customers = set(byok_set)
 
     if exact:
-        _sql_costs(con, rows)
+        _sql_costs(con, rows, kinds, grain)
     else:
-        _python_costs(con, rates, rows)
+        _python_costs(con, rates, rows, kinds, grain)
     for model, reason, n, custs, first, last in con.execute(f"""
         SELECT g.model, {_unpriced_reason()}, sum(g.n),
                list(DISTINCT g.customer), min(g.first_at), max(g.last_at)
@@ -477,19 +487,20 @@ def cost_events(
         except InvalidInput as e:
             _add_unpriced(unpriced, label, f"unreadable usage: {e}", int(n), {customer}, at, at)
             continue
-        acc = rows.setdefault((customer, plan, label), _new_acc())
+        acc = rows.setdefault(_key(grain, customer, plan, label), _new_acc())
         acc[0] += int(n)
         acc[1] += usage.total * int(n)
+        acc[2] += b.total * int(n)
         for ln in b.lines:
-            acc[2][ln.kind] = acc[2].get(ln.kind, Decimal(0)) + ln.amount * int(n)
+            kinds[ln.kind] = kinds.get(ln.kind, Decimal(0)) + ln.amount * int(n)
 
-    for (customer, plan, model), (n, tokens, kinds) in sorted(
-            rows.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2])):
-        total = sum(kinds.values(), Decimal(0))
+    zero = Decimal(0)
+    for (customer, plan, model), (n, tokens, total) in sorted(
+            rows.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2] or "")):
         is_byok = customer in byok_customers
         result.rows.append(CostRow(customer, plan, model, n, tokens,
-                                   Decimal(0) if is_byok else total,
-                                   total if is_byok else Decimal(0), kinds))
+                                   zero if is_byok else total, total if is_byok else zero))
+    result.kinds = {k: v.normalize() for k, v in kinds.items() if v}
     result.unpriced = [UnpricedModel(m, v[0], len(v[1]), reason, v[2], v[3])
                        for (m, reason), v in sorted(unpriced.items())]
     result.priced_events = sum(r.requests for r in result.rows)
@@ -497,8 +508,13 @@ def cost_events(
     return result
 
 
+def _key(grain: Sequence[str], customer: str, plan: str | None, model: str | None
+         ) -> tuple[str, str | None, str | None]:
+    return (customer, plan if "plan" in grain else None, model if "model" in grain else None)
+
+
 def _new_acc() -> list[Any]:
-    return [0, 0, {}]
+    return [0, 0, Decimal(0)]
 
 
 def _utc(v: Any) -> datetime:
@@ -520,25 +536,35 @@ def _add_unpriced(acc: dict[tuple[str, str], list[Any]], model: str, reason: str
         hit[3] = max(hit[3], last_at)
 
 
-def _sql_costs(con: duckdb.DuckDBPyConnection, rows: dict[Any, list[Any]]) -> None:
-    kinds = ", ".join(f"sum({_kind_cost(c, r)}) AS k_{c}" for c, r in _COST_KINDS)
-    sql = f"""
-      SELECT g.customer, g.plan, g.model, sum(g.n)::BIGINT,
-             sum(g.input + g.cache_read + g.cache_write + g.cache_write_1h + g.output
-                 + g.reasoning)::HUGEINT,
-             {kinds},
-             sum(CASE WHEN r.r_request IS NULL THEN 0 ELSE g.n * r.r_request END) AS k_request
+def _sql_costs(con: duckdb.DuckDBPyConnection, rows: dict[Any, list[Any]],
+               kinds: dict[str, Decimal], grain: Sequence[str]) -> None:
+    names = [c for c, _ in _COST_KINDS] + ["request"]
+    exprs = [_kind_cost(c, r) for c, r in _COST_KINDS] + [
+        "(CASE WHEN r.r_request IS NULL THEN 0 ELSE g.n * r.r_request END)"]
+    priced = f"""
+      SELECT g.customer, g.plan, g.model, g.n,
+             g.input + g.cache_read + g.cache_write + g.cache_write_1h + g.output
+               + g.reasoning AS tokens,
+             {", ".join(f"{e} AS k_{n}" for e, n in zip(exprs, names, strict=True))}
       FROM rc_groups g JOIN rc_rates r ON {_JOIN}
-      WHERE g.ok AND {_PRICED}
-      GROUP BY g.customer, g.plan, g.model"""
-    for customer, plan, model, n, tokens, *costs in con.execute(sql).fetchall():
-        names = [c for c, _ in _COST_KINDS] + ["request"]
-        kinds_d = {k: Decimal(v) for k, v in zip(names, costs, strict=True) if v}
-        rows[(customer, plan, model)] = [int(n), int(tokens), kinds_d]
+      WHERE g.ok AND {_PRICED}"""
+    total = " + ".join(f"k_{n}" for n in names)
+    cols = ", ".join(c if c in grain else f"NULL AS {c}" for c in GRAIN)
+    keys = ", ".join(c for c in GRAIN if c in grain)
+    sql = (f"SELECT {cols}, sum(n)::BIGINT, sum(tokens)::VARCHAR, "
+           f"sum({total})::VARCHAR FROM ({priced}) GROUP BY {keys}")
+    for customer, plan, model, n, tokens, cost in con.execute(sql).fetchall():
+        rows[(customer, plan, model)] = [int(n), int(tokens), Decimal(cost).normalize()]
+    sums = con.execute("SELECT " + ", ".join(f"sum(k_{n})::VARCHAR" for n in names)
+                       + f" FROM ({priced})").fetchone()
+    for n, v in zip(names, sums or (), strict=False):
+        if v is not None:
+            kinds[n] = kinds.get(n, Decimal(0)) + Decimal(v)
 
 
 def _python_costs(con: duckdb.DuckDBPyConnection, rates: list[RateRow],
-                  rows: dict[Any, list[Any]]) -> None:
+                  rows: dict[Any, list[Any]], kinds: dict[str, Decimal],
+                  grain: Sequence[str]) -> None:
     """The same sums with prices of more than 24 decimals: exact in Python."""
     by_key = {(r.model, r.provider, r.region, r.seg, r.bucket, r.batch): r for r in rates}
     for (customer, plan, model, provider, region, seg, bucket, batch, n, *tokens) in con.execute(
@@ -549,11 +575,14 @@ def _python_costs(con: duckdb.DuckDBPyConnection, rates: list[RateRow],
         counts = dict(zip(TOKEN_KINDS, (int(t) for t in tokens), strict=True))
         if r.version is None or any(counts[k] and r.rates[k] is None for k in TOKEN_KINDS):
             continue
-        acc = rows.setdefault((customer, plan, model), _new_acc())
+        acc = rows.setdefault(_key(grain, customer, plan, model), _new_acc())
         acc[0] += int(n)
         acc[1] += sum(counts.values())
         for k in TOKEN_KINDS:
             if counts[k]:
-                acc[2][k] = acc[2].get(k, Decimal(0)) + counts[k] * r.rates[k]  # type: ignore[operator]
+                amount = counts[k] * r.rates[k]  # type: ignore[operator]
+                acc[2] += amount
+                kinds[k] = kinds.get(k, Decimal(0)) + amount
         if r.per_request is not None:
-            acc[2]["request"] = acc[2].get("request", Decimal(0)) + int(n) * r.per_request
+            acc[2] += int(n) * r.per_request
+            kinds["request"] = kinds.get("request", Decimal(0)) + int(n) * r.per_request
