@@ -12,7 +12,9 @@
 3. Runs ``--checks`` checks at the end of the data (a random customer, weighted like the
    traffic, and a feature; with and without a quantity) and reports p50, p90, p99 and max
    for the check alone (one open session, as a request handler holds) and for a check
-   that opens and closes its own session.
+   that opens and closes its own session; also the CPU time of each check (the thread's
+   own time, which waiting for a busy CPU does not inflate) and the load average, so a
+   run on a shared machine can be read.
 
 Writes ``bench/results/check.json``. The state database is cached in ``bench/data``
 (``--rebuild`` to recreate it). Target: p99 under 1 ms for the check itself.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -181,11 +184,15 @@ def run_checks(url: str, parquet: Path, n: int, seed: int) -> dict[str, Any]:
             check(s, c, f, quantity=q, at=at)
     session = factory()
     alone: list[int] = []
+    cpu: list[int] = []
     allowed = 0
+    load_before = os.getloadavg()
     try:
         for c, f, q, at in plan:
             t = time.perf_counter_ns()
+            c0 = time.thread_time_ns()
             r = check(session, c, f, quantity=q, at=at)
+            cpu.append(time.thread_time_ns() - c0)
             alone.append(time.perf_counter_ns() - t)
             allowed += r.allowed
     finally:
@@ -197,8 +204,11 @@ def run_checks(url: str, parquet: Path, n: int, seed: int) -> dict[str, Any]:
         with session_scope(url) as s:
             check(s, c, f, quantity=q, at=at)
         with_session.append(time.perf_counter_ns() - t)
-    return {"check": _summary(alone), "check_with_session": _summary(with_session),
-            "allowed_share": round(allowed / n, 3), "at": end.isoformat()}
+    return {"check": _summary(alone), "check_cpu_time": _summary(cpu),
+            "check_with_session": _summary(with_session),
+            "allowed_share": round(allowed / n, 3), "at": end.isoformat(),
+            "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -384,43 +384,54 @@ class SqlCounter:
             self.prefetch(meter, [], [(start, end)])
         return self._firsts[key]
 
-    def _rows(self, meter: str, lvl: int, lo: int, hi: int) -> list[tuple[int, Decimal]]:
-        raw, ph, _ = _dbapi(self.session)
-        cur = raw.cursor()
-        try:
-            cur.execute(f"SELECT bucket, units, nanos FROM usage_counters WHERE customer = {ph} "
-                        f"AND meter = {ph} AND lvl = {ph} AND bucket >= {ph} AND bucket < {ph} "
-                        "ORDER BY bucket", [self.customer, meter, lvl, lo, hi])
-            return [(int(b), join(u, n)) for b, u, n in cur.fetchall()]
-        finally:
-            cur.close()
-
     def release(
         self, meter: str, start: datetime, end: datetime, excess: Decimal, strict: bool
     ) -> datetime | None:
-        """Walk the buckets in time order, descending into the one where ``excess`` is
-        reached, down to the minute."""
+        """Walk the window's buckets in time order (one statement), then descend into the
+        bucket where ``excess`` is reached, level by level down to the minute. Sums are
+        kept in exact billionths."""
+        limit = excess * _NANO_D
 
-        def reached(total: Decimal) -> bool:
-            return total > excess or (not strict and total >= excess)
+        def reached(total: int) -> bool:
+            return total > limit or (not strict and total >= limit)
 
-        cum = Decimal(0)
-        todo = list(pieces(to_minute(start), to_minute(end)))
-        while todo:
-            lvl, lo, hi = todo.pop(0)
-            for b, q in self._rows(meter, lvl, lo, hi):
-                if q == 0:
-                    continue
-                if not reached(cum + q):
-                    cum += q
-                    continue
-                if lvl == 1:
-                    return from_minute(b)
-                finer = LEVELS[LEVELS.index(lvl) - 1]
-                todo = [(finer, b, b + lvl)]
-                break
+        raw, ph, _ = _dbapi(self.session)
+        plan = pieces(to_minute(start), to_minute(end))
+        if not plan:
+            return None
+        part = (f"SELECT lvl, bucket, units, nanos FROM usage_counters WHERE customer = {ph} "
+                f"AND meter = {ph} AND lvl = {ph} AND bucket >= {ph} AND bucket < {ph}")
+        sql = " UNION ALL ".join([part] * len(plan)) + " ORDER BY 2, 1 DESC"
+        params: list[Any] = []
+        for lvl, lo, hi in plan:
+            params += [self.customer, meter, lvl, lo, hi]
+        cur = raw.cursor()
+        try:
+            cur.execute(sql, params)
+            rows = [(int(lv), int(b), int(u) * NANO + int(n)) for lv, b, u, n in cur.fetchall()]
+            cum = 0
+            while rows:
+                for lvl, b, q in rows:
+                    if q == 0:
+                        continue
+                    if not reached(cum + q):
+                        cum += q
+                        continue
+                    if lvl == 1:
+                        return from_minute(b)
+                    finer = LEVELS[LEVELS.index(lvl) - 1]
+                    cur.execute(
+                        f"SELECT bucket, units, nanos FROM usage_counters WHERE customer = {ph} "
+                        f"AND meter = {ph} AND lvl = {ph} AND bucket >= {ph} AND bucket < {ph} "
+                        "ORDER BY bucket", [self.customer, meter, finer, b, b + lvl])
+                    rows = [(finer, int(fb), int(u) * NANO + int(n))
+                            for fb, u, n in cur.fetchall()]
+                    break
+                else:
+                    return None
+        finally:
+            cur.close()
         return None
-
 
 def counter_rows(session: Session, customer: str, meter: str) -> Sequence[tuple[int, int, Decimal]]:
     rows = session.execute(
