@@ -113,3 +113,5 @@ def test_percentage(values: list[str], kw: dict[str, Decimal], expected: str) ->
 def test_cost_plus() -> None:
     assert price_cost_plus(D("87"), markup=D("0.05")).amount == D("91.35")
     assert price_cost_plus(D("0"), markup=D("0.05")).amount == D(0)
+    byok = price_cost_plus(D("87"), markup=D("0.05"), include_cost=False)
+    assert byok.amount == D("4.35") and len(byok.breakdown) == 1

@@ -209,7 +209,7 @@ MODEL_PARAMS: dict[str, set[str]] = {
     "graduated": {"tiers", "per"},
     "volume": {"tiers", "per"},
     "percentage": {"rate", "fixed_fee", "min_per_event", "max_per_event", "free_events"},
-    "cost_plus": {"markup"},
+    "cost_plus": {"markup", "include_cost"},
 }
 REQUIRED_PARAMS: dict[str, set[str]] = {
     "flat": {"price"},
@@ -265,6 +265,7 @@ class Charge(Strict):
     max_per_event: Amount | None = None
     free_events: int | None = None
     markup: Amount | None = None
+    include_cost: bool = True
     once: bool = False
     # dimension pricing
     prices_by: str | None = None

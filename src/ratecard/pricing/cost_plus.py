@@ -9,16 +9,26 @@ from ratecard.pricing._common import n
 from ratecard.pricing.types import Priced, Step
 
 
-def price_cost_plus(cost: Decimal, *, markup: Decimal, quantity: Decimal | None = None) -> Priced:
-    """``amount = cost × (1 + markup)`` (``markup: 0.2`` adds 20%).
+def price_cost_plus(
+    cost: Decimal,
+    *,
+    markup: Decimal,
+    quantity: Decimal | None = None,
+    include_cost: bool = True,
+) -> Priced:
+    """``amount = cost × (1 + markup)`` (``markup: 0.2`` adds 20%): resale at a margin.
 
-    ``cost`` is what the usage costs (from ``costs:`` or the price book); a BYOK
-    customer's cost is what the usage would have cost, so the fee still applies.
+    With ``include_cost: false`` only the fee is charged, ``amount = cost × markup``:
+    the BYOK case, where the customer pays its provider the cost itself and ``cost`` is
+    what the usage would have cost at the price book's prices.
     """
-    amount = cost * (ONE + markup)
+    fee = cost * markup
+    amount = cost + fee if include_cost else fee
     q = quantity if quantity is not None else cost
-    label = f"cost {n(cost)} + {n(markup * 100)}%"
+    pct = n(markup * 100)
+    label = f"cost {n(cost)} + {pct}%" if include_cost else f"{pct}% of provider cost {n(cost)}"
+    steps = [Step(f"markup {pct}%", ONE, fee, fee)]
+    if include_cost:
+        steps.insert(0, Step("cost of usage", ONE, cost, cost))
     return Priced(amount=amount, label=label, quantity=q, billable=q, unit_price=None,
-                  breakdown=(Step("cost of usage", ONE, cost, cost),
-                             Step(f"markup {n(markup * 100)}%", ONE, cost * markup,
-                                  cost * markup)))
+                  breakdown=tuple(steps))

@@ -76,7 +76,8 @@ def _cost_plus(c: Charge, u: ChargeInput) -> Priced:
             f"meter {c.meter!r} is priced at cost plus a markup, but its cost is unknown: add "
             f"costs.meters.{c.meter} or model prices under costs.models"
         )
-    return price_cost_plus(u.cost, markup=_need(c.markup), quantity=u.quantity)
+    return price_cost_plus(u.cost, markup=_need(c.markup), quantity=u.quantity,
+                           include_cost=c.include_cost)
 
 
 REGISTRY: dict[str, Callable[[Charge, ChargeInput], Priced]] = {
