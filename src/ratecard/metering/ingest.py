@@ -117,30 +117,41 @@ def detect_format(source: str, fmt: str | None) -> str:
 def suspect_lines(buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Lines that may hold a number a binary JSON reader would not keep exactly.
 
-    The same test as the store's SQL (``[0-9.]{17}|[eE]-[0-9]{3}``), vectorised
-    over the whole chunk: a run of 17 digits and points, or an exponent below -99.
+    The same test as the store's SQL (``[0-9.]{17}|[eE]-[0-9]{3}``), vectorised over
+    the whole chunk with a few boolean passes: a run of 17 digits and points, or an
+    exponent below -99.
     """
     n = len(offsets) - 1
-    digit = (buf >= 48) & (buf <= 57)
-    run = (digit | (buf == 46)).view(np.int8)
-    edges = np.diff(run, prepend=np.int8(0), append=np.int8(0))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
-    hits = [starts[(ends - starts) >= 17]]
-    if len(buf) > 4:
-        e = np.flatnonzero((buf[:-4] == 101) | (buf[:-4] == 69))
-        if len(e):
-            e = e[(buf[e + 1] == 45) & digit[e + 2] & digit[e + 3] & digit[e + 4]]
-            hits.append(e)
-    pos = np.concatenate(hits)
     out = np.zeros(n, dtype=bool)
-    if len(pos):
+    digit = (buf >= 48) & (buf <= 57)
+    run = digit | (buf == 46)
+    # run[i] & ... & run[i + 16], by doubling: runs of 2, 4, 8, 16, then 17
+    for shift in (1, 2, 4, 8, 1):
+        if len(run) <= shift:
+            run = run[:0]
+            break
+        run = run[:-shift] & run[shift:]
+    hits = [np.flatnonzero(run)] if run.any() else []
+    if len(buf) > 4:
+        e = ((buf[:-4] == 101) | (buf[:-4] == 69)) & (buf[1:-3] == 45)
+        e &= digit[2:-2] & digit[3:-1] & digit[4:]
+        if e.any():
+            hits.append(np.flatnonzero(e))
+    if hits:
+        pos = np.concatenate(hits)
         out[np.searchsorted(offsets, pos, side="right") - 1] = True
     return out
 
 
-def _split_lines(chunk: bytes, first_line: int) -> tuple[pa.Table, list[Rejection]]:
-    """The lines of ``chunk`` (which ends with a newline) numbered from ``first_line``.
+def _split_lines(chunk: bytes | memoryview, first_line: int) -> tuple[pa.Table, list[Rejection]]:
+    table, bad, _ = _split_lines_n(chunk, first_line)
+    return table, bad
+
+
+def _split_lines_n(chunk: bytes | memoryview,
+                   first_line: int) -> tuple[pa.Table, list[Rejection], int]:
+    """The lines of ``chunk`` (which ends with a newline) numbered from ``first_line``,
+    and how many lines it holds.
 
     Zero-copy: the Arrow string array points into ``chunk``; each line keeps its
     newline (JSON ignores it). Blank lines are dropped.
@@ -155,7 +166,8 @@ def _split_lines(chunk: bytes, first_line: int) -> tuple[pa.Table, list[Rejectio
     try:
         raw.validate(full=True)
     except pa.ArrowInvalid:
-        return _split_lines_slow(chunk, first_line)
+        table, bad = _split_lines_slow(bytes(chunk), first_line)
+        return table, bad, n
     lengths = np.diff(offsets)
     keep = lengths > 2
     two = np.flatnonzero(lengths == 2)
@@ -168,7 +180,7 @@ def _split_lines(chunk: bytes, first_line: int) -> tuple[pa.Table, list[Rejectio
     })
     if not keep.all():
         table = table.filter(pa.array(keep))
-    return table, []
+    return table, [], n
 
 
 def _split_lines_slow(chunk: bytes, first_line: int) -> tuple[pa.Table, list[Rejection]]:
@@ -209,14 +221,14 @@ def read_jsonl(stream: IO[bytes], *, batch_bytes: int = DEFAULT_BATCH_BYTES) -> 
                 done += len(rest)
                 yield Batch(table, done, line, bad)
             return
-        data = rest + chunk
+        data = rest + chunk if rest else chunk
         cut = data.rfind(b"\n")
         if cut < 0:
             rest = data
             continue
-        body, rest = data[: cut + 1], data[cut + 1:]
-        n = body.count(b"\n")
-        table, bad = _split_lines(body, line)
+        body = memoryview(data)[: cut + 1]
+        rest = data[cut + 1:]
+        table, bad, n = _split_lines_n(body, line)
         done += len(body)
         line += n
         yield Batch(table, done, line - 1, bad)
@@ -429,7 +441,7 @@ def ingest_sources(
                 opened.close()
     compact = getattr(store, "compact", None)
     if compact is not None and report.accepted:
-        compact(force=True)
+        compact(merge=True)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -439,7 +451,7 @@ def _append(store: UsageStore, table: pa.Table, checks: PropertyChecks | None,
     append_arrow = getattr(store, "append_arrow", None)
     if append_arrow is not None:
         result: AppendResult = append_arrow(table, checks=checks, rules=rules, now=now,
-                                            source=source)
+                                            source=source, compact=False)
         return result
     from ratecard.store.usage import Line
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -146,6 +147,21 @@ _TS_FAST = (r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3
 _NUM_FAST = r"-?(0|[1-9][0-9]{0,19})(\.[0-9]{1,9})?"
 
 
+def _kind_sql(x: str) -> str:
+    """json_type's name for a value given as JSON text (NULL when absent or null)."""
+    return (f"CASE left({x}, 1) WHEN '\"' THEN 'VARCHAR' WHEN '{{' THEN 'OBJECT' "
+            f"WHEN '[' THEN 'ARRAY' WHEN 't' THEN 'BOOLEAN' WHEN 'f' THEN 'BOOLEAN' "
+            f"WHEN 'n' THEN 'NULL' ELSE CASE WHEN {x} IS NULL THEN NULL "
+            f"WHEN contains({x}, '.') OR contains({x}, 'e') OR contains({x}, 'E') "
+            f"THEN 'DOUBLE' ELSE 'BIGINT' END END")
+
+
+def _text_sql(x: str) -> str:
+    """json_extract_string's text for a value given as JSON text."""
+    return (f"CASE WHEN left({x}, 1) = '\"' THEN CASE WHEN contains({x}, '\\') "
+            f"THEN json_extract_string({x}, '$') ELSE {x}[2:-2] END ELSE {x} END")
+
+
 def q(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
@@ -219,6 +235,19 @@ class Family:
         event, flt, gb = cls.key_of(meter, group_by)
         return cls(event, flt, gb, (MeterSpec.of(meter),))
 
+    def covered_by(self, checks: PropertyChecks) -> bool:
+        """Whether ingest checks validated every value this family's meters read."""
+        specs = set()
+        for meters in checks.by_type.values():
+            for _, m in meters:
+                event, flt, _ = Family.key_of(m)
+                if event == self.event and flt == self.filter:
+                    try:
+                        specs.add(MeterSpec.of(m))
+                    except InvalidInput:
+                        continue
+        return all(spec in specs for spec in self.meters)
+
     @property
     def spec(self) -> str:
         return json.dumps({"event": self.event, "filter": [list(f) for f in self.filter],
@@ -259,47 +288,51 @@ class Family:
         return seen
 
     def event_sql(self, source: str, where: str,
-                  extracted: Sequence[str] | None = None, offset: int = 0) -> str:
+                  staged: Sequence[str] | None = None) -> str:
         """Per-event readings: ids, time, group keys, and each meter's value/weight.
 
-        ``extracted`` names the properties ``source`` already holds as JSON types and
-        texts in list columns ``jt``/``tx`` from position ``offset + 1`` (ingest stages
-        them); otherwise the properties JSON is read here.
+        ``staged`` names the properties ``source`` already holds as scalar columns
+        ``k<i>`` (the value's JSON kind, as json_type names it) and ``x<i>`` (its text,
+        as json_extract_string gives it), ``i`` its position in ``staged`` (ingest
+        stages them); otherwise the properties JSON is read here.
         """
         props = self.props()
-        jt, tx = "jt", "tx"
-        if extracted is not None:
-            idx = {p: list(extracted).index(p) + 1 + offset for p in props}
+        if staged is not None:
+            pos = {p: list(staged).index(p) for p in props}
+            kt = {p: (f"k{pos[p]}", f"x{pos[p]}") for p in props}
         else:
-            idx = {p: i + 1 for i, p in enumerate(props)}
+            kt = {p: (f"jt[{i + 1}]", f"tx[{i + 1}]") for i, p in enumerate(props)}
+
+        def key(p: str) -> str:
+            return f"rc_key({kt[p][0]}, {kt[p][1]})"
+
         cols = ["event_id", "customer", "ts"]
         for i, g in enumerate(self.group_by):
-            cols.append(f"coalesce(rc_key({jt}[{idx[g]}], {tx}[{idx[g]}]), '') AS g{i}")
+            cols.append(f"coalesce({key(g)}, '') AS g{i}")
         for j, m in enumerate(self.meters):
             if m.weights:
                 cases = " ".join(f"WHEN {q(k)} THEN CAST({q(v)} AS DECIMAL(38, {SCALE}))"
                                  for k, v in m.weights)
-                wp = idx[m.weight_property or ""]
-                cols.append(f"CASE rc_key({jt}[{wp}], {tx}[{wp}]) {cases} END AS w{j}")
+                cols.append(f"CASE {key(m.weight_property or '')} {cases} END AS w{j}")
             else:
                 cols.append(f"CAST(1 AS DECIMAL(38, {SCALE})) AS w{j}")
             if m.property:
-                p = idx[m.property]
+                k_, t_ = kt[m.property]
                 if m.aggregation == "unique_count":
-                    cols.append(f"rc_key({jt}[{p}], {tx}[{p}]) AS v{j}")
+                    cols.append(f"{key(m.property)} AS v{j}")
                     cols.append(f"false AS present{j}")
                 else:
-                    cols.append(f"rc_num({jt}[{p}], {tx}[{p}]) AS v{j}")
-                    cols.append(f"rc_present({jt}[{p}]) AS present{j}")
+                    cols.append(f"rc_num({k_}, {t_}) AS v{j}")
+                    cols.append(f"rc_present({k_}) AS present{j}")
             else:
                 cols.append(f"CAST(NULL AS DECIMAL(38, {SCALE})) AS v{j}")
                 cols.append(f"false AS present{j}")
         conds = ["true"]
         for p, options in self.filter:
             opts = ", ".join(q(o) for o in options)
-            conds.append(f"coalesce(rc_key({jt}[{idx[p]}], {tx}[{idx[p]}]) IN ({opts}), false)")
+            conds.append(f"coalesce({key(p)} IN ({opts}), false)")
         base = f"type = {q(self.event)}" + (f" AND {where}" if where else "")
-        if extracted is not None:
+        if staged is not None:
             inner = f"SELECT * FROM {source} WHERE {base}"
         elif props:
             paths = "[" + ", ".join(q(json_path(p)) for p in props) + "]"
@@ -312,11 +345,32 @@ class Family:
                      f"NULL::VARCHAR[] AS tx FROM {source} WHERE {base}")
         return f"SELECT {', '.join(cols)} FROM ({inner}) WHERE {' AND '.join(conds)}"
 
-    def partial_cols(self) -> list[str]:
-        """Aggregates of per-event readings into partial rows (associative, see combine)."""
+    def partial_cols(self, *, clean: bool = False) -> list[str]:
+        """Aggregates of per-event readings into partial rows (associative, see combine).
+
+        ``clean`` events were validated against these very meters on ingest, so every
+        present value is readable: the unreadable-value counters are 0 and cheaper
+        aggregates do.
+        """
         cols = ["count(*) AS n"]
         for j, m in enumerate(self.meters):
             dec = "DECIMAL(38, 18)" if m.weighted_sum else f"DECIMAL(38, {SCALE})"
+            prod = f"v{j} * w{j}" if m.weights else f"v{j}"
+            if clean:
+                if m.aggregation == "count":
+                    q_ = f"sum(w{j})" if m.weights else "count(*)"
+                    cols += [f"CAST({q_} AS {dec}) AS q{j}", f"count(*) AS c{j}"]
+                elif m.aggregation == "sum":
+                    cols += [f"CAST(sum({prod}) AS {dec}) AS q{j}", f"count(v{j}) AS c{j}"]
+                elif m.aggregation == "max":
+                    cols += [f"max(v{j}) AS q{j}", f"count(v{j}) AS c{j}"]
+                else:
+                    ok = f"v{j} IS NOT NULL"
+                    cols += [f"arg_max(v{j}, {{'t': ts, 'e': event_id}}) FILTER ({ok}) AS q{j}",
+                             f"max({{'t': ts, 'e': event_id}}) FILTER ({ok}) AS k{j}",
+                             f"count(v{j}) AS c{j}"]
+                cols += [f"0::BIGINT AS b{j}", f"NULL::VARCHAR AS be{j}"]
+                continue
             if m.aggregation == "count":
                 ok = f"w{j} IS NOT NULL"
                 bad = f"w{j} IS NULL"
@@ -325,7 +379,6 @@ class Family:
                 if m.aggregation == "sum":
                     ok = f"v{j} IS NOT NULL AND w{j} IS NOT NULL"
                     bad = f"(present{j} AND v{j} IS NULL) OR (v{j} IS NOT NULL AND w{j} IS NULL)"
-                    prod = f"v{j} * w{j}" if m.weights else f"v{j}"
                     cols.append(f"CAST(sum({prod}) FILTER ({ok}) AS {dec}) AS q{j}")
                 elif m.aggregation == "max":
                     ok = f"v{j} IS NOT NULL"
@@ -369,13 +422,13 @@ class Family:
         return names
 
     def rollup_sql(self, grain: str, source: str, where: str,
-                   extracted: Sequence[str] | None = None, offset: int = 0) -> str:
+                   staged: Sequence[str] | None = None, clean: bool = False) -> str:
         """Rollup rows (customer, bucket, groups, partials) of the events in ``source``."""
         gcols = [f"g{i}" for i in range(len(self.group_by))]
         keys = ["customer", f"date_trunc('{grain}', ts) AS bucket", *gcols]
         group = ["customer", "bucket", *gcols]
-        return (f"SELECT {', '.join(keys + self.partial_cols())} "
-                f"FROM ({self.event_sql(source, where, extracted, offset)}) "
+        return (f"SELECT {', '.join(keys + self.partial_cols(clean=clean))} "
+                f"FROM ({self.event_sql(source, where, staged)}) "
                 f"GROUP BY {', '.join(group)}")
 
     def compact_sql(self, table: str, *, grain: str | None = None, order: bool = True) -> str:
@@ -539,12 +592,10 @@ class DuckDBUsageStore:
 
     def _run(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Execute one statement and drain its result (the connection is free afterwards)."""
-        rows = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
-        out = rows.fetchall()
         if _TRACE:
-            import time as _t
-            print(f"{_t.perf_counter():.3f} {sql.strip()[:60]!r}", file=__import__('sys').stderr)
-        return out
+            return _traced(self.con, sql, params)
+        rows = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+        return rows.fetchall()
 
     def _one(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
         rows = self._run(sql, params)
@@ -609,27 +660,43 @@ class DuckDBUsageStore:
     def families(self) -> list[Family]:
         return list(self._families.values())
 
-    def compact(self, *, force: bool = True) -> int:
-        """Merge and sort rollup rows; returns the number of tables rewritten."""
+    def compact(self, *, merge: bool = True, hourly: bool = False) -> int:
+        """Merge rollup rows of the same key and sort them by customer.
+
+        Appends only add rows (a bulk ingest leaves one partial row per batch and key);
+        this rewrites the daily rollups compactly (and the hourly ones with ``hourly``).
+        ``merge=False`` only sorts the daily rollup by customer (cheap; what appends do
+        by themselves as it grows). Returns the number of tables rewritten.
+        """
         self._writable()
         done = 0
         with self._lock:
             for fam in list(self._families.values()):
-                for grain in ("hour", "day"):
-                    if self._compact_table(fam, grain, force=force):
+                for grain in ("day", "hour") if hourly else ("day",):
+                    if self._compact_table(fam, grain, force=True, merge=merge):
                         done += 1
         return done
 
-    def _compact_table(self, fam: Family, grain: str, *, force: bool) -> bool:
+    def _compact_table(self, fam: Family, grain: str, *, force: bool,
+                       merge: bool = False) -> bool:
+        """Rewrite a rollup table sorted by customer (merging keys when ``merge``).
+
+        Without ``force`` only the daily table is sorted, once the rows appended since
+        the last rewrite outnumber the rows it had (so the total work stays linear).
+        """
         t = fam.table(grain)
         total = self._scalar(f"SELECT count(*) FROM {t}")
         base = self._compacted.get(t, 0)
         tail = total - base
-        if tail <= 0 or (not force and tail < max(COMPACT_MIN_ROWS, base)):
+        if not force and (grain != "day" or tail < max(COMPACT_MIN_ROWS, base)):
             return False
+        if tail <= 0 and not merge:
+            return False
+        gcols = ", ".join(["customer", "bucket", *[f"g{i}" for i in range(len(fam.group_by))]])
+        body = fam.compact_sql(t) if merge else f"SELECT * FROM {t} ORDER BY {gcols}"
         self._run("BEGIN")
         try:
-            self._run(f"CREATE TABLE {t}__new AS {fam.compact_sql(t)}")
+            self._run(f"CREATE TABLE {t}__new AS {body}")
             self._run(f"DROP TABLE {t}")
             self._run(f"ALTER TABLE {t}__new RENAME TO {t}")
             n = self._scalar(f"SELECT count(*) FROM {t}")
@@ -693,12 +760,14 @@ class DuckDBUsageStore:
         rules: EventRules | None = None,
         now: datetime | None = None,
         source: str | None = None,
+        compact: bool = True,
     ) -> AppendResult:
         """:meth:`append_lines` for an Arrow table of ``line`` (int64) and ``raw`` (string).
 
         An optional boolean column ``suspect`` marks lines that may hold numbers a
         binary JSON reader would not keep exactly (the file reader computes it while
-        splitting lines); without it the store looks for them itself.
+        splitting lines); without it the store looks for them itself. ``compact=False``
+        leaves rollup compaction to the caller (a bulk ingest compacts once at the end).
         """
         self._writable()
         rules = rules or EventRules()
@@ -726,7 +795,8 @@ class DuckDBUsageStore:
                 py_rows.append((line, ev.event_id, ev.type, ev.customer, ev.timestamp,
                                 properties_json(ev.properties)))
             try:
-                return self._commit_rows(py_rows, props, True, rejected, source=source)
+                return self._commit_rows(py_rows, props, True, rejected, source=source,
+                                         checked=checks, compact=compact)
             finally:
                 self._run("DROP TABLE IF EXISTS rc_stage")
 
@@ -758,10 +828,7 @@ class DuckDBUsageStore:
         ``fast`` rows certainly pass :func:`parse_event` (the conditions are narrower
         than its rules); every other row is handed to it.
         """
-        base = ["$.event_id", "$.type", "$.customer", "$.timestamp", "$.properties"]
-        paths = base + ["$.properties" + json_path(p)[1:] for p in props]
-        pos = {p: len(base) + i + 1 for i, p in enumerate(props)}
-        plist = "[" + ", ".join(q(p) for p in paths) + "]"
+        pos = {p: i for i, p in enumerate(props)}
         meter_conds: list[str] = []
         if checks is not None:
             for etype, meters in checks.by_type.items():
@@ -780,54 +847,79 @@ class DuckDBUsageStore:
                         if prop not in pos:
                             conds.append("false")
                             continue
-                        jt, tx = f"jt[{pos[prop]}]", f"tx[{pos[prop]}]"
+                        k, x = f"k{pos[prop]}", f"x{pos[prop]}"
                         if kind == "num":
                             conds.append(
-                                f"({jt} IS NULL OR {jt} IN ('NULL', 'BIGINT', 'UBIGINT') OR "
-                                f"({jt} IN ('DOUBLE', 'VARCHAR') AND "
-                                f"regexp_full_match({tx}, {q(_NUM_FAST)})))")
+                                f"({k} IS NULL OR {k} = 'BIGINT' OR "
+                                f"(({k} = 'DOUBLE' OR {k} = 'VARCHAR') AND "
+                                f"regexp_full_match({x}, {q(_NUM_FAST)})))")
                         elif kind == "scalar":
-                            conds.append(f"({jt} IS NULL OR {jt} NOT IN ('OBJECT', 'ARRAY'))")
+                            conds.append(f"({k} IS NULL OR ({k} <> 'OBJECT' AND {k} <> 'ARRAY'))")
                         else:
                             keys = json.loads(kind.split(":", 1)[1])
-                            conds.append(f"({jt} IN ('VARCHAR', 'BIGINT', 'UBIGINT') AND {tx} IN "
+                            conds.append(f"(({k} = 'VARCHAR' OR {k} = 'BIGINT') AND {x} IN "
                                          f"({', '.join(q(k) for k in keys)}))")
                 if conds:
-                    meter_conds.append(f"(tx[2] <> {q(etype)} OR ({' AND '.join(conds)}))")
-        ident = []
-        for k in (1, 2, 3):
-            # a printable ASCII first character: certainly not blank
-            ident += [f"jt[{k}] = 'VARCHAR'", f"ascii(tx[{k}]) BETWEEN 33 AND 126",
-                      f"strlen(tx[{k}]) <= {MAX_ID_CHARS}"]
+                    meter_conds.append(f"(type <> {q(etype)} OR ({' AND '.join(conds)}))")
+
+        def plain_string(j: str) -> list[str]:
+            # a JSON string without escapes whose first character is printable ASCII
+            # (certainly not blank), at most MAX_ID_CHARS long
+            return [f"left({j}, 1) = '\"'", f"NOT contains({j}, '\\')",
+                    f"strlen({j}) BETWEEN 3 AND {MAX_ID_CHARS + 2}",
+                    f"ascii(substr({j}, 2, 1)) BETWEEN 33 AND 126"]
+
         fast = [
-            "jt IS NOT NULL", *ident,
-            "(jt[4] IS NULL OR jt[4] = 'NULL' OR (ts_ IS NOT NULL AND ts_ >= $2 AND ts_ <= $3))",
-            "(jt[5] IS NULL OR jt[5] IN ('NULL', 'OBJECT'))",
+            "t IS NOT NULL", *plain_string("je"), *plain_string("jy"), *plain_string("jc"),
+            "(jt IS NULL OR (ts_ IS NOT NULL AND ts_ >= $2 AND ts_ <= $3))",
+            "(jp IS NULL OR left(jp, 1) = '{')",
             *meter_conds,
         ]
         clean = "NOT suspect" if has_suspect else f"NOT regexp_matches(raw, {q(_RISKY)})"
+        # one parse of each line (and one of its properties) into JSON texts; the kind of
+        # each value (as json_type names it) and its text (as json_extract_string gives
+        # it) follow from the text cheaply
+        top = json.dumps({k: "JSON" for k in ("event_id", "type", "customer", "timestamp",
+                                               "properties")})
+        if props:
+            structure = json.dumps({p: "JSON" for p in props})
+            inner = ("CASE WHEN left(CAST(t.properties AS VARCHAR), 1) = '{' THEN "
+                     f"json_transform(CAST(t.properties AS VARCHAR), {q(structure)}) END AS p")
+            pj = [f'CAST(p."{p}" AS VARCHAR) AS j{i}' for i, p in enumerate(props)]
+            kx = [f"{_kind_sql(f'j{i}')} AS k{i}, {_text_sql(f'j{i}')} AS x{i}"
+                  for i in range(len(props))]
+        else:
+            inner, pj, kx = "NULL AS p", [], []
+        pj_sql = "".join(f", {c}" for c in pj)
+        kx_sql = "".join(f", {c}" for c in kx)
+        out_kx = "".join(f", k{i}, x{i}" for i in range(len(props)))
         return f"""
 CREATE OR REPLACE TEMP TABLE rc_stage AS
 WITH a AS (
   SELECT line, raw,
     CASE WHEN strlen(raw) <= {MAX_EVENT_BYTES} AND starts_with(raw, '{{') AND {clean}
-         THEN TRY(json_type(raw, {plist})) END AS jt
+         THEN TRY(json_transform(raw, {q(top)})) END AS t
   FROM rc_in
 ), b AS (
-  SELECT line, raw, jt,
-    CASE WHEN jt IS NOT NULL THEN json_extract_string(raw, {plist}) END AS tx
+  SELECT line, raw, t, CAST(t.event_id AS VARCHAR) AS je, CAST(t.type AS VARCHAR) AS jy,
+    CAST(t.customer AS VARCHAR) AS jc, CAST(t.timestamp AS VARCHAR) AS jt,
+    CAST(t.properties AS VARCHAR) AS jp, {inner}
   FROM a
 ), c AS (
-  SELECT *,
-    CASE WHEN jt[4] = 'VARCHAR' AND regexp_full_match(tx[4], {q(_TS_FAST)})
-         THEN TRY_CAST(tx[4] AS TIMESTAMPTZ) END AS ts_
+  SELECT line, raw, t, je, jy, jc, jt, jp, je[2:-2] AS event_id, jy[2:-2] AS type,
+    jc[2:-2] AS customer,
+    CASE WHEN left(jt, 1) = '"' AND NOT contains(jt, '\\')
+              AND regexp_full_match(jt[2:-2], {q(_TS_FAST)})
+         THEN TRY_CAST(jt[2:-2] AS TIMESTAMPTZ) END AS ts_
+    {pj_sql}
   FROM b
+), d AS (
+  SELECT *{kx_sql} FROM c
 )
-SELECT line, fast, CASE WHEN NOT fast THEN raw END AS raw,
-  tx[1] AS event_id, tx[2] AS type, tx[3] AS customer,
-  CASE WHEN jt[4] IS NULL OR jt[4] = 'NULL' THEN $1::TIMESTAMPTZ ELSE ts_ END AS ts,
-  CASE WHEN jt[5] = 'OBJECT' THEN tx[5] ELSE '{{}}' END AS properties, jt, tx
-FROM (SELECT *, coalesce({' AND '.join(fast)}, false) AS fast FROM c)
+SELECT line, fast, CASE WHEN NOT fast THEN raw END AS raw, event_id, type, customer,
+  CASE WHEN jt IS NULL THEN $1::TIMESTAMPTZ ELSE ts_ END AS ts,
+  coalesce(jp, '{{}}') AS properties{out_kx}
+FROM (SELECT *, coalesce({' AND '.join(fast)}, false) AS fast FROM d)
 """
 
     def _commit_rows(
@@ -838,9 +930,12 @@ FROM (SELECT *, coalesce({' AND '.join(fast)}, false) AS fast FROM c)
         rejected: list[Rejection],
         *,
         source: str | None,
+        checked: PropertyChecks | None = None,
+        compact: bool = True,
     ) -> AppendResult:
         """Deduplicate and insert in one transaction the rows parsed in Python plus the
-        ``fast`` rows of ``rc_stage`` (when ``staged``); then add their rollup rows."""
+        ``fast`` rows of ``rc_stage`` (when ``staged``); then add their rollup rows.
+        ``checked``: the checks every row passed (rollups of meters they cover are clean)."""
         con = self.con
         py = pa.table({
             "line": pa.array([r[0] for r in py_rows], pa.int64()),
@@ -850,29 +945,27 @@ FROM (SELECT *, coalesce({' AND '.join(fast)}, false) AS fast FROM c)
             "ts": pa.array([r[4] for r in py_rows], pa.timestamp("us", tz="UTC")),
             "properties": pa.array([r[5] for r in py_rows], pa.string()),
         })
-        pplist = "[" + ", ".join(q(json_path(p)) for p in props) + "]"
-        pad = "[NULL, NULL, NULL, NULL, NULL]::VARCHAR[]"
-        if props:
-            py_ex = (f"list_concat({pad}, json_type(properties, {pplist})) AS jt, "
-                     f"list_concat({pad}, json_extract_string(properties, {pplist})) AS tx")
-        else:
-            py_ex = f"{pad} AS jt, {pad} AS tx"
+        py_ex = "".join(
+            f", json_type(properties, {q(json_path(p))}) AS k{i}"
+            f", json_extract_string(properties, {q(json_path(p))}) AS x{i}"
+            for i, p in enumerate(props))
+        kx_cols = "".join(f", k{i}, x{i}" for i in range(len(props)))
         now = utc_now()
         self._run("BEGIN")
         new_n = 0
         try:
             con.register("rc_py", py)
-            parts = [f"SELECT line, event_id, type, customer, ts, properties, {py_ex} FROM rc_py"]
+            parts = [f"SELECT line, event_id, type, customer, ts, properties{py_ex} FROM rc_py"]
             if staged:
-                parts.append("SELECT line, event_id, type, customer, ts, properties, jt, tx "
+                parts.append(f"SELECT line, event_id, type, customer, ts, properties{kx_cols} "
                              "FROM rc_stage WHERE fast")
-            self._run(
-                "CREATE OR REPLACE TEMP TABLE rc_valid AS SELECT hash(event_id) AS h, * FROM ("
-                + " UNION ALL ".join(parts) + ")")
-            con.unregister("rc_py")
-            valid_n = self._scalar("SELECT count(*) FROM rc_valid")
+            rows = "(" + " UNION ALL ".join(parts) + ")"
+            # narrow keys only: the rows themselves are read once, by the inserts below
+            self._run("CREATE OR REPLACE TEMP TABLE rc_keys AS SELECT line, event_id, "
+                      f"hash(event_id) AS h FROM {rows}")
+            valid_n = self._scalar("SELECT count(*) FROM rc_keys")
             hits = [r[0] for r in self._run(
-                "SELECT DISTINCT h FROM events WHERE h IN (SELECT h FROM rc_valid)")]
+                "SELECT DISTINCT h FROM events WHERE h IN (SELECT h FROM rc_keys)")]
             seen = ""
             if hits:
                 self._run("CREATE OR REPLACE TEMP TABLE rc_seen (event_id VARCHAR)")
@@ -882,22 +975,29 @@ FROM (SELECT *, coalesce({' AND '.join(fast)}, false) AS fast FROM c)
                               f"WHERE h IN ({lits})")
                 else:
                     self._run("INSERT INTO rc_seen SELECT event_id FROM events "
-                              "WHERE h IN (SELECT h FROM rc_valid)")
-                seen = "WHERE event_id NOT IN (SELECT event_id FROM rc_seen)"
+                              "WHERE h IN (SELECT h FROM rc_keys)")
+                seen = "UNION ALL SELECT line FROM rc_keys WHERE event_id IN " \
+                       "(SELECT event_id FROM rc_seen)"
+            # the first line of each event_id wins; ids already stored are duplicates
             self._run(f"""
-CREATE OR REPLACE TEMP TABLE rc_new AS
-SELECT * FROM rc_valid {seen}
-QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY line) = 1
+CREATE OR REPLACE TEMP TABLE rc_drop AS
+SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY event_id ORDER BY line) AS k
+                  FROM rc_keys) WHERE k > 1
+{seen}
 """)
-            new_n = self._scalar("SELECT count(*) FROM rc_new")
+            dropped = self._scalar("SELECT count(DISTINCT line) FROM rc_drop")
+            new_n = valid_n - dropped
+            if dropped:
+                rows = f"(SELECT * FROM {rows} WHERE line NOT IN (SELECT line FROM rc_drop))"
             batch = self._scalar("SELECT coalesce(max(batch), 0) + 1 FROM batches")
             if new_n:
                 self._run(
-                    "INSERT INTO events SELECT h, event_id, type, customer, ts, properties, "
-                    "?, ? FROM rc_new ORDER BY line", [now, batch])
+                    "INSERT INTO events SELECT hash(event_id), event_id, type, customer, ts, "
+                    f"properties, ?, ? FROM {rows}", [now, batch])
                 for fam in self._families.values():
+                    clean = checked is not None and fam.covered_by(checked)
                     self._run("CREATE OR REPLACE TEMP TABLE rc_hour AS "
-                              + fam.rollup_sql("hour", "rc_new", "", props, offset=5))
+                              + fam.rollup_sql("hour", rows, "", props, clean=clean))
                     self._run(f"INSERT INTO {fam.table('hour')} SELECT * FROM rc_hour")
                     self._run(f"INSERT INTO {fam.table('day')} "
                               + fam.compact_sql("rc_hour", grain="day", order=False))
@@ -909,13 +1009,14 @@ QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY line) = 1
                 self._run("ROLLBACK")
             raise
         finally:
-            for t in ("rc_valid", "rc_seen", "rc_new", "rc_hour"):
+            with contextlib.suppress(duckdb.Error, KeyError):
+                con.unregister("rc_py")
+            for t in ("rc_keys", "rc_drop", "rc_seen", "rc_hour"):
                 with contextlib.suppress(duckdb.Error):
                     self._run(f"DROP TABLE IF EXISTS {t}")
-        if new_n:
+        if new_n and compact:
             for fam in list(self._families.values()):
-                for grain in ("hour", "day"):
-                    self._compact_table(fam, grain, force=False)
+                self._compact_table(fam, "day", force=False)
         rejected.sort(key=lambda r: r.line)
         return AppendResult(accepted=new_n, duplicates=valid_n - new_n, rejected=rejected)
 
@@ -1357,7 +1458,29 @@ QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY line) = 1
 
 
 _NOT_VOIDED = "event_id NOT IN (SELECT event_id FROM voids)"
-_TRACE = bool(__import__('os').environ.get('RATECARD_TRACE_SQL'))
+_TRACE = bool(os.environ.get("RATECARD_TRACE_SQL"))
+TRACE_TOTALS: dict[str, list[float]] = {}
+
+
+def _traced(con: duckdb.DuckDBPyConnection, sql: str,
+            params: Sequence[Any] | None) -> list[tuple[Any, ...]]:
+    """Run and time one statement (RATECARD_TRACE_SQL=1): wall and CPU per statement kind."""
+    import resource
+    import time
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    w0, c0 = time.perf_counter(), cpu()
+    rows = con.execute(sql, params) if params is not None else con.execute(sql)
+    out = rows.fetchall()
+    key = " ".join(sql.split())[:50]
+    acc = TRACE_TOTALS.setdefault(key, [0.0, 0.0, 0.0])
+    acc[0] += time.perf_counter() - w0
+    acc[1] += cpu() - c0
+    acc[2] += 1
+    return out
 
 
 def _dec(v: Any) -> Decimal:
