@@ -115,7 +115,8 @@ def import_(
     if json:
         print_json(summary)
         return
-    console.print(f"imported {len(result.book)} models from {escape(str(file))} "
+    n = len(result.book)
+    console.print(f"imported {n} model{'s' if n != 1 else ''} from {escape(str(file))} "
                   f"({result.format}) into {escape(str(pricebook_path(ws)))}")
     if start:
         console.print(f"their prices apply from {iso(start)}; the book holds {len(book)} models")
@@ -176,7 +177,9 @@ def show(
 ) -> None:
     """Print every price version of MODEL (USD per million tokens) and which applies when."""
     book = book_for(workspace, catalog)
-    versions = book.versions(model)
+    when_any = utc_now()
+    versions = sorted(book.versions(model), key=lambda v: (
+        v.valid_from is not None, v.valid_from or when_any, v.provider or "", v.region or ""))
     if not versions:
         raise _unknown(book, model)
     when = _time(at)
