@@ -113,3 +113,34 @@ def test_check_and_entitlements_commands(ws: Path, capsys: pytest.CaptureFixture
     assert r["allowed"] is False
     assert run(capsys, "check", "-c", "dev1", "-f", "prompts", *w)[0] == 0
     assert run(capsys, "entitlements", "show", "-c", "dev1", *w)[0] == 0
+
+
+def test_file_ingest_then_rebuild_feeds_checks(ws: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import timedelta
+
+    from ratecard.clock import iso, utc_now
+
+    w = ["-w", str(ws)]
+    now = utc_now().replace(second=0, microsecond=0)
+    start = now - timedelta(hours=2)
+    assert run(capsys, "customers", "create", "dev9", *w)[0] == 0
+    assert run(capsys, "subscriptions", "create", "--customer", "dev9", "--plan", "lite",
+               "--start", iso(now - timedelta(days=3)), *w)[0] == 0
+    lines = [json.dumps({"event_id": f"e{i}", "type": "coding.prompt", "customer": "dev9",
+                         "timestamp": iso(start + timedelta(seconds=30 * i)),
+                         "properties": {"tokens": 5}}) for i in range(130)]
+    f = tmp_path / "prompts.jsonl"
+    f.write_text("\n".join(lines + lines[:10]) + "\n", encoding="utf-8")  # 10 resent
+    assert run(capsys, "events", "ingest", str(f), *w)[0] == 0
+    code, r, _ = run(capsys, "entitlements", "rebuild", "--since", iso(start), "--json", *w)
+    assert code == 0 and r == {"events": 130}
+    code, r, _ = run(capsys, "check", "-c", "dev9", "-f", "prompts", "--at", iso(now), "--json",
+                     *w)
+    assert r["used"] == "130" and r["allowed"] is False and r["limit"] == "120"
+    # a void made with the CLI is repaired the same way
+    assert run(capsys, "events", "void", "e0", "--reason", "test", *w)[0] == 0
+    assert run(capsys, "entitlements", "rebuild", "-c", "dev9", *w)[0] == 0
+    code, r, _ = run(capsys, "check", "-c", "dev9", "-f", "prompts", "--at", iso(now), "--json",
+                     *w)
+    assert r["used"] == "129"

@@ -189,6 +189,37 @@ def end(
     console.print(f"override {o.id} ends at {iso(o.ends_at) if o.ends_at else 'never'}")
 
 
+@entitlements_app.command("rebuild")
+def rebuild(
+    customer: Annotated[list[str] | None, typer.Option(
+        "--customer", "-c", help="Only these customers (repeatable; default all).")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only counters from this day on (default: all time).")] = None,
+    workspace: WorkspaceOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Recompute the check counters from the usage store (after `ratecard events ingest`
+    of files, or a void made outside the API)."""
+    from ratecard.metering.service import workspace_catalog
+    from ratecard.store.usage import open_usage_store
+
+    ws = Workspace.open(workspace)
+    catalog = workspace_catalog(ws)
+    if catalog is None:
+        raise InvalidInput("no catalog is applied; apply one with `ratecard catalog apply FILE`")
+    store = open_usage_store(ws.usage_url)
+    try:
+        with session_scope(ws) as s:
+            n = service.rebuild_from_store(s, store, catalog, customers=customer or None,
+                                           since=_time(since, "--since"))
+    finally:
+        store.close()
+    if json:
+        print_json({"events": n})
+        return
+    console.print(f"rebuilt the check counters from {n:,} events")
+
+
 def register(app: typer.Typer) -> None:
     app.command("check")(check)
     app.add_typer(entitlements_app, name="entitlements")

@@ -302,10 +302,15 @@ def minute_deltas(
     return out
 
 
-def clear_counts(session: Session, customers: Iterable[str] | None = None) -> None:
+def clear_counts(
+    session: Session, customers: Iterable[str] | None = None, *, since: datetime | None = None,
+) -> None:
+    """Delete counter rows (of ``customers``; with buckets starting at or after ``since``)."""
     stmt = delete(CounterRow)
     if customers is not None:
         stmt = stmt.where(CounterRow.customer.in_(list(customers)))
+    if since is not None:
+        stmt = stmt.where(CounterRow.bucket >= to_minute(since))
     session.execute(stmt)
 
 

@@ -405,19 +405,28 @@ def rebuild_counters(
     catalog: Catalog,
     *,
     customers: Iterable[str] | None = None,
+    since: datetime | None = None,
     batch: int = 50_000,
 ) -> int:
-    """Replace the counters (of ``customers``, or all) with those of ``events``.
+    """Replace the counters (of ``customers``, or all; from ``since``, or all time) with
+    those of ``events``, which must hold every stored event of that scope.
 
-    Burns nothing. Returns the number of events read.
+    ``since`` is moved back to its UTC midnight, so that every counter bucket is either
+    wholly rebuilt or left alone. Burns nothing. Returns the number of events read.
     """
     wanted = set(customers) if customers is not None else None
-    repo.clear_counts(session, wanted)
+    start = None
+    if since is not None:
+        since = ensure_utc(since)
+        start = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    repo.clear_counts(session, wanted, since=start)
     n = 0
     chunk: list[Event] = []
     errors: list[str] = []
     for ev in events:
         if wanted is not None and ev.customer not in wanted:
+            continue
+        if start is not None and ev.timestamp < start:
             continue
         chunk.append(ev)
         n += 1
@@ -427,6 +436,30 @@ def rebuild_counters(
     if chunk:
         repo.add_counts(session, _deltas(chunk, catalog.meters, errors)[0])
     return n
+
+
+def rebuild_from_store(
+    session: Session,
+    store: Any,
+    catalog: Catalog,
+    *,
+    customers: Sequence[str] | None = None,
+    since: datetime | None = None,
+) -> int:
+    """:func:`rebuild_counters` from a usage store's events (voided ones left out): the
+    repair after a bulk file ingest or a void made outside the API."""
+    from ratecard.clock import Window
+
+    types = sorted({m.event for m in catalog.meters.values() if rules.additive(m)})
+    if not types:
+        return 0
+    window = None
+    if since is not None:
+        start = ensure_utc(since).replace(hour=0, minute=0, second=0, microsecond=0)
+        window = Window(start, datetime(9999, 1, 1, tzinfo=start.tzinfo))
+    events = store.scan(window=window, customers=list(customers) if customers else None,
+                        types=types)
+    return rebuild_counters(session, events, catalog, customers=customers, since=since)
 
 
 def window_usage(
