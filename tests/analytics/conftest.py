@@ -46,11 +46,19 @@ class Business:
             self.events.append(Event(f"e{len(self.events) + 1}", type_, customer,
                                      at or datetime(2026, 3, 2, tzinfo=UTC), dict(props)))
 
-    def bill(self, at: datetime = datetime(2026, 4, 2, tzinfo=UTC)) -> None:
+    def bill(self, at: datetime = datetime(2026, 4, 2, tzinfo=UTC), *,
+             costed: bool = False) -> None:
+        """Store the events and run invoices (``costed``: cost_plus from the store's costing)."""
         store = open_usage_store(self.ws.usage_url)
         try:
             store.append(self.events)
-            inv.run_invoices(lambda: session_scope(self.ws), at, StoreUsage(store, self.catalog))
+            source: Any = StoreUsage(store, self.catalog)
+            if costed:
+                from ratecard.costs.metered import CostedUsage
+                from ratecard.costs.service import effective_book
+
+                source = CostedUsage(source, store, effective_book(self.ws, self.catalog.costs))
+            inv.run_invoices(lambda: session_scope(self.ws), at, source)
         finally:
             store.close()
 

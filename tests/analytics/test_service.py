@@ -147,3 +147,38 @@ def test_credit_notes_reduce_revenue(support: Any) -> None:
                                reason="goodwill")
     rows = {x.key: x for x in margins(support.ws, MARCH, "customer").rows}
     assert rows["alpha"].revenue == D("253.50")  # 263.50 − 10 credited on the usage line
+
+
+@pytest.mark.parametrize("costed", [False, True])
+def test_cost_plus_fee_on_the_byok_customers_would_be_cost(
+        business: Callable[[str], Any], costed: bool) -> None:
+    """llm_api.yaml's BYOK plan: a 5% fee on each token kind's provider cost.
+
+    glm-4-plus costs 0.50 input / 0.10 cached / 1.50 output per million. Four requests
+    send canonical buckets (1M in, 2M cached, 100k out: 0.50 + 0.20 + 0.15) and one an
+    OpenAI usage object for the same tokens, which only the store's costing reads.
+    """
+    b = business("llm_api.yaml")
+    b.customer("dev", "byok", byok=True)
+    b.add("dev", "llm.request", 4, model="glm-4-plus", input_tokens=1_000_000,
+          cache_read_tokens=2_000_000, output_tokens=100_000)
+    b.add("dev", "llm.request", 1, model="glm-4-plus", usage={
+        "prompt_tokens": 3_000_000, "completion_tokens": 100_000,
+        "prompt_tokens_details": {"cached_tokens": 2_000_000}})
+    b.bill(costed=costed)
+    from ratecard.billing import invoices as inv
+    from ratecard.store.state import session_scope
+
+    with session_scope(b.ws) as s:
+        lines = [ln for i in inv.list_invoices(s, customer="dev") for ln in i["lines"]
+                 if ln["meter"] is not None]
+    fees = {ln["meter"]: D(ln["amount"]) for ln in lines}
+    if costed:  # 5% of 5 × (0.50, 0.20, 0.15), every request counted, rounded to cents
+        assert fees == {"input_tokens": D("0.13"), "cached_tokens": D("0.05"),
+                        "output_tokens": D("0.04")}
+    else:  # the catalog alone sees only the 4 requests with top-level counts
+        assert fees == {"input_tokens": D("0.10"), "cached_tokens": D("0.04"),
+                        "output_tokens": D("0.03")}
+    report = margins(b.ws, MARCH, "customer")
+    (row,) = report.rows
+    assert row.model_cost == 0 and row.byok_model_cost == D("4.25")

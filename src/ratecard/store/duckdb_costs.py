@@ -27,7 +27,7 @@ is computed from).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -223,6 +223,12 @@ class CostRow:
     tokens: int
     cost: Decimal
     byok_cost: Decimal
+    kinds: Mapping[str, Decimal] | None = None  # cost per token kind (with ``by_kind``)
+
+    @property
+    def full_cost(self) -> Decimal:
+        """What the usage costs at the price book's prices, BYOK or not."""
+        return self.cost + self.byok_cost
 
 
 @dataclass
@@ -236,6 +242,7 @@ class UsageCosts:
     priced_events: int = 0
     python_events: int = 0  # events normalised by the Python path (doubtful JSON)
     kinds: dict[str, Decimal] = field(default_factory=dict)  # cost per token kind, all rows
+    unpriced_customers: set[str] = field(default_factory=set)
 
     @property
     def unpriced_events(self) -> int:
@@ -402,6 +409,7 @@ def cost_events(
     spans: Sequence[PlanSpan] = (),
     customers: Sequence[str] | None = None,
     grain: Sequence[str] = GRAIN,
+    by_kind: bool = False,
 ) -> UsageCosts:
     """Cost every ``llm.request`` event of ``window`` in ``events`` (see the module docs).
 
@@ -409,7 +417,8 @@ def cost_events(
     (``rc_*``) live on it. ``events`` needs ``event_id``, ``type``, ``customer``,
     ``ts`` (TIMESTAMPTZ) and ``properties`` (JSON text) columns. ``grain`` says which
     of customer, plan and model the rows are split by (``customer`` always is); a
-    coarser grain returns fewer rows, the totals are the same.
+    coarser grain returns fewer rows, the totals are the same. ``by_kind`` adds each
+    row's cost per token kind (``input``, ..., ``request``).
     """
     if "customer" not in grain or set(grain) - set(GRAIN):
         raise InvalidInput(f"grain must include customer and may add plan and model: {grain}")
@@ -449,7 +458,7 @@ def cost_events(
     byok_customers = set(byok_set)
 
     if exact:
-        _sql_costs(con, rows, kinds, grain)
+        _sql_costs(con, rows, kinds, grain, by_kind)
     else:
         _python_costs(con, rates, rows, kinds, grain)
     for model, reason, n, custs, first, last in con.execute(f"""
@@ -493,14 +502,18 @@ def cost_events(
         acc[2] += b.total * int(n)
         for ln in b.lines:
             kinds[ln.kind] = kinds.get(ln.kind, Decimal(0)) + ln.amount * int(n)
+            acc[3][ln.kind] = acc[3].get(ln.kind, Decimal(0)) + ln.amount * int(n)
 
     zero = Decimal(0)
-    for (customer, plan, model), (n, tokens, total) in sorted(
+    for (customer, plan, model), (n, tokens, total, row_kinds) in sorted(
             rows.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2] or "")):
         is_byok = customer in byok_customers
-        result.rows.append(CostRow(customer, plan, model, n, tokens,
-                                   zero if is_byok else total, total if is_byok else zero))
+        result.rows.append(CostRow(
+            customer, plan, model, n, tokens, zero if is_byok else total,
+            total if is_byok else zero,
+            {k: v.normalize() for k, v in row_kinds.items() if v} if by_kind else None))
     result.kinds = {k: v.normalize() for k, v in kinds.items() if v}
+    result.unpriced_customers = {c for v in unpriced.values() for c in v[1]}
     result.unpriced = [UnpricedModel(m, v[0], len(v[1]), reason, v[2], v[3])
                        for (m, reason), v in sorted(unpriced.items())]
     result.priced_events = sum(r.requests for r in result.rows)
@@ -514,7 +527,7 @@ def _key(grain: Sequence[str], customer: str, plan: str | None, model: str | Non
 
 
 def _new_acc() -> list[Any]:
-    return [0, 0, Decimal(0)]
+    return [0, 0, Decimal(0), {}]
 
 
 def _utc(v: Any) -> datetime:
@@ -537,7 +550,7 @@ def _add_unpriced(acc: dict[tuple[str, str], list[Any]], model: str, reason: str
 
 
 def _sql_costs(con: duckdb.DuckDBPyConnection, rows: dict[Any, list[Any]],
-               kinds: dict[str, Decimal], grain: Sequence[str]) -> None:
+               kinds: dict[str, Decimal], grain: Sequence[str], by_kind: bool) -> None:
     names = [c for c, _ in _COST_KINDS] + ["request"]
     exprs = [_kind_cost(c, r) for c, r in _COST_KINDS] + [
         "(CASE WHEN r.r_request IS NULL THEN 0 ELSE g.n * r.r_request END)"]
@@ -551,10 +564,13 @@ def _sql_costs(con: duckdb.DuckDBPyConnection, rows: dict[Any, list[Any]],
     total = " + ".join(f"k_{n}" for n in names)
     cols = ", ".join(c if c in grain else f"NULL AS {c}" for c in GRAIN)
     keys = ", ".join(c for c in GRAIN if c in grain)
+    per_kind = "".join(f", sum(k_{n})::VARCHAR" for n in names) if by_kind else ""
     sql = (f"SELECT {cols}, sum(n)::BIGINT, sum(tokens)::VARCHAR, "
-           f"sum({total})::VARCHAR FROM ({priced}) GROUP BY {keys}")
-    for customer, plan, model, n, tokens, cost in con.execute(sql).fetchall():
-        rows[(customer, plan, model)] = [int(n), int(tokens), Decimal(cost).normalize()]
+           f"sum({total})::VARCHAR{per_kind} FROM ({priced}) GROUP BY {keys}")
+    for customer, plan, model, n, tokens, cost, *parts in con.execute(sql).fetchall():
+        row_kinds = {k: Decimal(v) for k, v in zip(names, parts, strict=False) if v}
+        rows[(customer, plan, model)] = [int(n), int(tokens), Decimal(cost).normalize(),
+                                         row_kinds]
     sums = con.execute("SELECT " + ", ".join(f"sum(k_{n})::VARCHAR" for n in names)
                        + f" FROM ({priced})").fetchone()
     for n, v in zip(names, sums or (), strict=False):
@@ -583,6 +599,9 @@ def _python_costs(con: duckdb.DuckDBPyConnection, rates: list[RateRow],
                 amount = counts[k] * r.rates[k]  # type: ignore[operator]
                 acc[2] += amount
                 kinds[k] = kinds.get(k, Decimal(0)) + amount
+                acc[3][k] = acc[3].get(k, Decimal(0)) + amount
         if r.per_request is not None:
-            acc[2] += int(n) * r.per_request
-            kinds["request"] = kinds.get("request", Decimal(0)) + int(n) * r.per_request
+            fee = int(n) * r.per_request
+            acc[2] += fee
+            kinds["request"] = kinds.get("request", Decimal(0)) + fee
+            acc[3]["request"] = acc[3].get("request", Decimal(0)) + fee
