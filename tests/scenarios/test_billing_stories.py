@@ -179,3 +179,29 @@ def test_a_year_plan_billed_in_advance_with_monthly_usage(story: Story) -> None:
     assert usage == [D("0.50") * m for m in range(1, 13)]
     for r in rows:
         assert_exact(r)
+
+
+COPILOT = (Path(__file__).resolve().parents[2] / "examples" / "copilot_seats.yaml").read_text()
+
+
+def test_credit_overage_comes_from_the_wallet_with_its_rollover(story: Story) -> None:
+    """Team: 3,000 credits a month, up to 1,500 roll over, overage at $0.01 a credit."""
+    from ratecard.credits import service as credits
+
+    story.apply(COPILOT)
+    story.customer("studio")
+    story.subscribe("studio", "team", "2026-01-01", seats=5)
+    with story.session() as s:
+        credits.burn_usage(s, "studio", {"ai_credits": D(1000)}, at=t("2026-01-20"),
+                           reference="jan")
+        credits.burn_usage(s, "studio", {"ai_credits": D(5000)}, at=t("2026-02-20"),
+                           reference="feb")
+    story.run("2026-03-02")
+    _, jan, feb = story.invoices("studio")
+    assert [ln["kind"] for ln in jan["lines"] if ln["details"].get("source")] == [
+        "credits_applied"]
+    overage = [ln for ln in feb["lines"] if ln["kind"] == "credit_overage"]
+    # February's balance: 3,000 granted + 1,500 rolled over (capped) = 4,500; 500 short
+    assert [(ln["quantity"], ln["amount"]) for ln in overage] == [("500", "5.00")]
+    assert not [ln for ln in feb["lines"] if ln["kind"] == "credits"]  # no estimate
+    assert_exact(feb)

@@ -289,16 +289,46 @@ def _line_values(lines: Sequence[DraftLine]) -> list[dict[str, Any]]:
     ]
 
 
+CreditLines = Callable[[Subscription, rules.UsageSegment, Plan], Sequence[Any] | None]
+
+
+def wallet_credit_lines(session: Session) -> CreditLines:
+    """Credit lines from the credits service for customers that have a wallet."""
+    from ratecard.credits import service as credits
+
+    holders: set[str] | None = None
+
+    def lines(sub: Subscription, seg: rules.UsageSegment, plan: Plan) -> Sequence[Any] | None:
+        nonlocal holders
+        if plan.credits is None:
+            return None
+        if holders is None:
+            holders = set(credits.customers_with_wallets(session))
+        if sub.customer not in holders:
+            return None
+        return credits.period_lines(session, sub.customer, seg.window,
+                                    plan_credits=plan.credits, currency=sub.currency)
+
+    return lines
+
+
 def rate_due(
     sub: Subscription,
     due: Due,
     ctx: RatingContext,
     usage: Mapping[UsageKey, UsageSnapshot],
     source: UsageSource | None,
+    credit_lines: CreditLines | None = None,
 ) -> list[DraftLine]:
     """The lines of one boundary's invoice (usage read from ``usage``, else ``source``)."""
     snaps: dict[tuple[tuple[str, int], Window], UsageSnapshot] = {}
+    wallet: dict[tuple[tuple[str, int], Window], Sequence[Any]] = {}
     for seg in due.plan.segments:
+        if credit_lines is not None:
+            plan = ctx.plans_for(sub)[(seg.phase.plan_code, seg.phase.plan_version)]
+            found = credit_lines(sub, seg, plan)
+            if found is not None:
+                wallet[((seg.phase.plan_code, seg.phase.plan_version), seg.window)] = found
         key = (seg.phase.plan_code, seg.phase.plan_version)
         mk, ms, values = ctx.meters(key)
         ukey = (sub.customer, mk, seg.window)
@@ -311,7 +341,8 @@ def rate_due(
         snaps[(key, seg.window)] = with_catalog_costs(ctx.catalog(key), snap)
     plans = ctx.plans_for(sub)
     catalogs = {k: ctx.catalog(k) for k in plans}
-    return rules.assemble(due.plan, plans, catalogs, snaps, sub.currency, sub.timezone)
+    return rules.assemble(due.plan, plans, catalogs, snaps, sub.currency, sub.timezone,
+                          credits=wallet)
 
 
 @dataclass
@@ -331,12 +362,13 @@ def _plan_writes(
     state: SubState, dues: Sequence[Due], ctx: RatingContext,
     usage: Mapping[UsageKey, UsageSnapshot], source: UsageSource | None,
     settings: BillingSettings, at: datetime, now: datetime, w: _Writes, out: SubOutcome,
+    credit_lines: CreditLines | None = None,
 ) -> None:
     """Rate one subscription's dues and note the writes (nothing is written here)."""
     sub = state.sub
     wanted = {d.boundary for d in dues}
     rated: list[tuple[Due, list[DraftLine]]] = [
-        (d, rate_due(sub, d, ctx, usage, source)) for d in dues]
+        (d, rate_due(sub, d, ctx, usage, source, credit_lines)) for d in dues]
     for end, draft in state.drafts.items():
         if end not in wanted:
             w.deletes.append(draft.id)
@@ -458,6 +490,7 @@ def bill_many(
     out = SubOutcome()
     writes = _Writes()
     now = utc_now()
+    credit_lines = wallet_credit_lines(session)
     for sid in sorted(states):
         st = states[sid]
         mine = SubOutcome()
@@ -465,7 +498,7 @@ def bill_many(
                   len(writes.touched))
         try:
             _plan_writes(st, plan_dues(st, ctx, at), ctx, usage or {}, source, settings,
-                         at, now, writes, mine)
+                         at, now, writes, mine, credit_lines)
         except (RatecardError, ArithmeticError) as e:
             # drop what this subscription noted: it is billed by a later run once fixed
             del writes.deletes[before[0]:]

@@ -38,10 +38,11 @@ of plan intervals in the term, and the plan's ``quarterly_discount`` or
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from ratecard.billing.model import DraftLine, Phase, Subscription
 from ratecard.catalog.schema import Catalog, Plan
@@ -386,12 +387,16 @@ def assemble(
     usage: Mapping[tuple[PlanKey, Window], UsageSnapshot],
     currency: str,
     tz: str,
+    credits: Mapping[tuple[PlanKey, Window], Sequence[Any]] | None = None,
 ) -> list[DraftLine]:
     """Every line of the invoice at ``iplan.boundary``, each rounded once.
 
     ``usage`` gives the usage snapshot of each arrears segment (keyed by the plan
-    and the segment window). Order: in-advance fees, prorations, usage by segment,
-    minimum true-ups.
+    and the segment window). ``credits`` gives, for segments of customers with a
+    credit wallet, the wallet's lines for the period (credits applied, credit
+    overage: :func:`ratecard.credits.service.period_lines`); they replace the
+    pricing engine's estimate, which assumes the period's grant is the balance.
+    Order: in-advance fees, prorations, usage by segment, minimum true-ups.
     """
     lines: list[DraftLine] = []
     for item in iplan.advance:
@@ -442,7 +447,9 @@ def assemble(
         multi = len(iplan.segments) > 1
         prefix = f"{_plan_name(plan, ph.plan_code, ph.plan_version)} · " if multi else ""
         spend = ZERO
-        for ln in quote.lines:
+        wallet = (credits or {}).get((key, seg.window))
+        rated = [ln for ln in quote.lines if wallet is None or ln.kind != "credits"]
+        for ln in rated:
             group = ",".join(f"{k}={v}" for k, v in sorted(ln.group.items())) \
                 if ln.group else None
             rounded = quantize(ln.amount, currency)
@@ -454,6 +461,17 @@ def assemble(
                 period=seg.window, plan_code=ph.plan_code, plan_version=ph.plan_version,
                 meter=ln.meter, group=group, stream=ln.stream,
                 details={**dict(ln.details), "timing": "arrears"},
+            ))
+        for cl in wallet or ():
+            rounded = quantize(cl.amount, currency)
+            spend += rounded
+            lines.append(DraftLine(
+                kind=cl.kind, description=f"{prefix}{cl.label} ({_span(seg.window, tz)})",
+                quantity=cl.quantity, unit_price=cl.unit_price, precise=cl.amount,
+                amount=rounded, period=seg.window, plan_code=ph.plan_code,
+                plan_version=ph.plan_version, meter=cl.meter, stream="usage",
+                details={**dict(cl.details), "value": cl.value, "timing": "arrears",
+                         "source": "credit wallet"},
             ))
         if plan.minimum:
             minimum = plan.minimum * seg.fraction
