@@ -1429,9 +1429,10 @@ SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY event_id ORDER BY
         if raws:
             cond = " OR ".join(f"(ts >= {p(s)} AND ts < {p(e)})" for s, e in raws)
             where = f"({cond}) AND {_NOT_VOIDED}{cust_sql}"
-            selects.append(
-                f"SELECT customer, {', '.join(gcols + fam.partial_cols())} "
-                f"FROM ({fam.event_sql('events', where)}) GROUP BY ALL")
+            raw = (f"SELECT customer, {', '.join(gcols + fam.partial_cols())} "
+                   f"FROM ({fam.event_sql('events', where)}) "
+                   f"GROUP BY {', '.join(['customer', *gcols])}")
+            selects.append(f"SELECT customer, {', '.join(gcols + names)} FROM ({raw})")
         if not selects:
             selects.append(f"SELECT customer, {', '.join(gcols + names)} "
                            f"FROM {fam.table('day')} WHERE false")
