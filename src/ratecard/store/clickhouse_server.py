@@ -50,6 +50,17 @@ def server_command() -> list[str]:
     raise ServerError(f"no ClickHouse server binary found; {INSTALL_HINT}")
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the server gets SIGKILL when the process that started it dies (a test run
+    that is killed leaves no server behind)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -183,7 +194,7 @@ class LocalClickHouse:
                     node.proc = subprocess.Popen(
                         [*cmd, f"--config-file={folder / 'config.xml'}"],
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                        cwd=folder, start_new_session=True,
+                        cwd=folder, start_new_session=True, preexec_fn=_die_with_parent,
                     )
                 self.nodes.append(node)
             problem = self._wait_ready()
@@ -245,6 +256,7 @@ class LocalClickHouse:
                     [*cmd, f"--config-file={node.folder / 'config.xml'}"],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                     cwd=node.folder, start_new_session=True,
+                    preexec_fn=_die_with_parent,
                 )
         problem = self._wait_ready()
         if problem is not None:
