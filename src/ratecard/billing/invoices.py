@@ -59,7 +59,6 @@ from ratecard.store.models import (
     InvoiceRow,
     SubscriptionRow,
 )
-from ratecard.store.state import json_dumps
 
 DEFAULT_SERIES = "INV"
 CREDIT_SERIES = "CN"
@@ -181,16 +180,8 @@ def load_states(session: Session, ids: Sequence[int], *, lock: bool) -> dict[int
         if lock:
             session.execute(select(_SUB.c.id).where(_SUB.c.id.in_(part))
                             .order_by(_SUB.c.id).with_for_update())
-        rows = session.execute(
-            select(SubscriptionRow, CustomerRow)
-            .join(CustomerRow, CustomerRow.id == SubscriptionRow.customer_id)
-            .options(selectinload(SubscriptionRow.phases))
-            .where(SubscriptionRow.id.in_(part))
-            .execution_options(populate_existing=True)
-        ).all()
-        for srow, crow in rows:
-            out[srow.id] = SubState(repo.to_subscription(srow, crow), srow.customer_id,
-                                    srow.billed_through)
+        for sid, (sub, customer_id, billed) in repo.subscription_values(session, part).items():
+            out[sid] = SubState(sub, customer_id, billed)
         closed = session.execute(
             select(_INV.c.subscription_id, func.max(_INV.c.period_end))
             .where(_INV.c.subscription_id.in_(part), _INV.c.status != "draft")
@@ -273,8 +264,8 @@ class SubOutcome:
 
 
 def _digest(lines: Sequence[DraftLine]) -> str:
-    text = json_dumps([ln.key() for ln in lines])
-    return hashlib.sha256(text.encode()).hexdigest()
+    """A fingerprint of a rating: the same usage and plans give the same lines."""
+    return hashlib.sha256(repr([ln.key() for ln in lines]).encode()).hexdigest()
 
 
 def _line_values(lines: Sequence[DraftLine]) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ratecard.clock import Window, iso
-from ratecard.money import to_str
 
 Term = Literal["month", "quarter", "year"]
 InvoiceStatus = Literal["draft", "finalized", "paid", "void"]
@@ -156,7 +155,6 @@ class DraftLine:
 
     def key(self) -> tuple[Any, ...]:
         """What makes two ratings of a line the same (for re-rating drafts)."""
-        return (self.kind, self.description, to_str(self.quantity),
-                None if self.unit_price is None else to_str(self.unit_price),
-                to_str(self.precise), to_str(self.amount), self.period.start, self.period.end,
-                self.plan_code, self.plan_version, self.meter, self.group)
+        return (self.kind, self.description, self.quantity, self.unit_price, self.precise,
+                self.amount, self.period.start, self.period.end, self.plan_code,
+                self.plan_version, self.meter, self.group)

@@ -334,6 +334,7 @@ def plan_invoice(
 # --------------------------------------------------------------------------- assembly
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _fmt_day(dt: datetime, tz: str) -> str:
     return dt.astimezone(zone(tz)).strftime("%Y-%m-%d")
 
