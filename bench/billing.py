@@ -150,7 +150,8 @@ def state_db(ds: Any, catalog: Any, usage: StoreUsage, url: str | None,
 
     if url is not None:  # PostgreSQL: built fresh each time
         return url, build(url)
-    cached = HERE / "data" / f"billing-state-{ds.events}-c{ds.customers}.db"
+    # the state does not depend on the events (March has none): one cache per size
+    cached = HERE / "data" / f"billing-state-c{ds.customers}.db"
     work = HERE / "data" / f"billing-state-run-{os.getpid()}.db"
     if rebuild or not cached.exists():
         cached.unlink(missing_ok=True)
