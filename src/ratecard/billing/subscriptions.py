@@ -41,6 +41,7 @@ from ratecard.money import to_str
 from ratecard.store.models import PhaseRow, SubscriptionRow
 
 When = Literal["now", "renewal"]
+CENT = Decimal("0.01")  # display precision of the monthly fees a migration compares
 
 
 class PlanCache:
@@ -322,8 +323,8 @@ class MigrationItem:
             "from_version": self.from_version,
             "to_version": self.to_version,
             "effective_at": iso(self.effective_at) if self.effective_at else None,
-            "old_fee_per_month": to_str(self.old_fee),
-            "new_fee_per_month": to_str(self.new_fee),
+            "old_fee_per_month": to_str(self.old_fee.quantize(CENT)),
+            "new_fee_per_month": to_str(self.new_fee.quantize(CENT)),
             "error": self.error,
         }
 

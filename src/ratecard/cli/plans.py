@@ -90,9 +90,11 @@ def migrate(
     for col in ("subscription", "customer", "from", "effective", "fee/month", "error"):
         t.add_column(col)
     for i in items:
+        d = i.as_dict()
         t.add_row(str(i.subscription), escape(i.customer), f"v{i.from_version}",
                   iso(i.effective_at) if i.effective_at else "",
-                  f"{to_str(i.old_fee)} → {to_str(i.new_fee)}", escape(i.error or ""))
+                  f"{d['old_fee_per_month']} → {d['new_fee_per_month']}",
+                  escape(i.error or ""))
     console.print(t)
     errors = [i for i in items if i.error]
     if errors:
