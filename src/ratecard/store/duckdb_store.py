@@ -1115,11 +1115,9 @@ SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY event_id ORDER BY
             where.append("ts >= ? AND ts < ?")
             params += [window.start, window.end]
         if customers is not None:
-            where.append("customer IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(customers))
+            where.append(_in_list("customer", customers))
         if types is not None:
-            where.append("type IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(types))
+            where.append(_in_list("type", types))
         return where, params
 
     def customers(self, window: Window | None = None) -> list[str]:
@@ -1187,14 +1185,13 @@ SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY event_id ORDER BY
         *,
         bucket: str | None,
     ) -> list[tuple[Any, ...]]:
-        """Combined partial rows: (customer, [bucket,] gid, g..., q, k?, c, b, be) with
-        GROUPING SETS ((customer[, bucket], g...), (customer[, bucket]))."""
+        """Rows per customer[, bucket] and group: (customer, [bucket,] g..., q, [k,] c, b, be),
+        from rollups where they answer and raw events elsewhere (see :meth:`_fold`)."""
         found = self._find(meter, gb)
         cust_sql = ""
         params: list[Any] = []
         if customers is not None:
-            cust_sql = "customer IN (SELECT unnest($1::VARCHAR[]))"
-            params.append(list(customers))
+            cust_sql = _in_list("customer", customers)
 
         def p(value: Any) -> str:
             params.append(value)
@@ -1236,40 +1233,69 @@ SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY event_id ORDER BY
             return []
         xs = [f"x{n}" for n in range(len(gmap))]
         base = ["customer", *(["bkt"] if bucket else [])]
-        sets = f"({', '.join(base + xs)}), ({', '.join(base)})" if xs else f"({', '.join(base)})"
-        gid = f"grouping({', '.join(xs)})" if xs else "0"
-        sql = (f"SELECT {', '.join(base)}, {gid} AS gid, {', '.join([*xs, *fam.combine_cols([j])])}"
-               f" FROM ({' UNION ALL '.join(selects)}) GROUP BY GROUPING SETS ({sets})")
-        # quantities as plain decimal text: cheaper to turn into Decimals than DECIMAL values
-        sql = f"SELECT * REPLACE (rc_fmt(CAST(q{j} AS VARCHAR)) AS q{j}) FROM ({sql})"
+        m = fam.meters[j]
+        dec = "DECIMAL(38, 18)" if m.weighted_sum else f"DECIMAL(38, {SCALE})"
+        if m.aggregation in ("count", "sum"):
+            qexpr = f"CAST(sum(q{j}) AS {dec})"
+        elif m.aggregation == "max":
+            qexpr = f"max(q{j})"
+        else:
+            qexpr = f"arg_max(q{j}, k{j}) FILTER (k{j} IS NOT NULL)"
+        # quantities leave as plain decimal text (cheaper to turn into Decimals); a plain
+        # GROUP BY (totals are folded in Python) keeps the plan small for point queries
+        cols = [*base, *xs, f"rc_fmt(CAST({qexpr} AS VARCHAR))"]
+        if m.aggregation == "latest":
+            cols.append(f"max(k{j})")
+        cols += [f"sum(c{j})::BIGINT", f"sum(b{j})::BIGINT", f"min(be{j})"]
+        sql = (f"SELECT {', '.join(cols)} FROM ({' UNION ALL '.join(selects)}) "
+               f"GROUP BY {', '.join(base + xs)}")
         return self._run(sql, params)
 
-    def _usages(self, meter: Meter, rows: list[tuple[Any, ...]], gb: tuple[str, ...],
-                key: str) -> dict[str, MeterUsage]:
-        n_g = len(gb)
-        latest = meter.aggregation == "latest"
-        totals: dict[str, Decimal] = {}
-        groups: dict[str, dict[GroupKey, Decimal]] = {}
+    @staticmethod
+    def _fold(meter: Meter, rows: list[tuple[Any, ...]], nbase: int, n_g: int,
+              ) -> tuple[dict[Any, Decimal], dict[Any, dict[GroupKey, Decimal]]]:
+        """Totals and groups from per-group rows ``(base..., groups..., q, [k], c, b, be)``:
+        sums add, maxima take the largest, ``latest`` takes the newest group's value."""
+        agg = meter.aggregation
+        latest = agg == "latest"
+        totals: dict[Any, Decimal] = {}
+        newest: dict[Any, tuple[Any, Any]] = {}
+        groups: dict[Any, dict[GroupKey, Decimal]] = {}
         for row in rows:
-            customer, gid = row[0], row[1]
-            rest = row[2 + n_g:]
-            # rest: n, q, [k], c, b, be
-            q_, c_, b_, be_ = rest[1], rest[3 if latest else 2], rest[4 if latest else 3], \
-                rest[5 if latest else 4]
+            key = row[0] if nbase == 1 else tuple(row[:nbase])
+            rest = row[nbase + n_g:]
+            if latest:
+                q_, k_, c_, b_, be_ = rest
+            else:
+                q_, c_, b_, be_ = rest
+                k_ = None
             if b_:
                 _raise_bad(meter, be_, b_)
             if not c_:
                 continue
-            if n_g == 0 or gid != 0:
-                totals[customer] = q_
+            qd = _dec(q_)
+            if n_g:
+                groups.setdefault(key, {})[tuple(row[nbase:nbase + n_g])] = qd
+            if key not in totals:
+                totals[key] = qd
+                if latest:
+                    newest[key] = (k_["t"], k_["e"])
+            elif agg in ("count", "sum"):
+                totals[key] += qd
+            elif agg == "max":
+                totals[key] = max(totals[key], qd)
             else:
-                groups.setdefault(customer, {})[tuple(row[2:2 + n_g])] = q_
-        out: dict[str, MeterUsage] = {}
-        for customer in sorted(set(totals) | set(groups)):
-            out[customer] = MeterUsage(key, _dec(totals.get(customer, Decimal(0))), gb,
-                                       {k: _dec(v) for k, v in groups.get(customer, {}).items()}
-                                       if gb else {})
-        return out
+                stamp = (k_["t"], k_["e"])
+                if stamp > newest[key]:
+                    newest[key] = stamp
+                    totals[key] = qd
+        return totals, groups
+
+    def _usages(self, meter: Meter, rows: list[tuple[Any, ...]], gb: tuple[str, ...],
+                key: str) -> dict[str, MeterUsage]:
+        totals, groups = self._fold(meter, rows, 1, len(gb))
+        return {c: MeterUsage(key, totals[c], gb, groups.get(c, {}) if gb else {})
+                for c in sorted(totals)}
 
     def _unique(self, meter: Meter, window: Window, customers: Sequence[str] | None,
                 gb: tuple[str, ...], key: str) -> dict[str, MeterUsage]:
@@ -1330,22 +1356,14 @@ SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY event_id ORDER BY
             if meter.aggregation == "unique_count":
                 return self._unique_series(meter, window, grain, customers, gb)
             rows = self._partials(meter, window, customers, gb, bucket=grain)
-        latest = meter.aggregation == "latest"
         n_g = len(gb)
+        totals, groups = self._fold(meter, rows, 2, n_g)
         out: list[SeriesPoint] = []
-        for row in rows:
-            customer, bkt, gid = row[0], row[1], row[2]
-            rest = row[3 + n_g:]
-            q_, c_, b_, be_ = rest[1], rest[3 if latest else 2], rest[4 if latest else 3], \
-                rest[5 if latest else 4]
-            if b_:
-                _raise_bad(meter, be_, b_)
-            if not c_:
-                continue
-            if n_g and gid == 0:
-                out.append(SeriesPoint(customer, _utc(bkt), _dec(q_), tuple(row[3:3 + n_g])))
-            elif not n_g:
-                out.append(SeriesPoint(customer, _utc(bkt), _dec(q_)))
+        if n_g:
+            for (customer, bkt), gs in groups.items():
+                out += [SeriesPoint(customer, _utc(bkt), q_, g) for g, q_ in gs.items()]
+        else:
+            out = [SeriesPoint(c, _utc(bkt), q_) for (c, bkt), q_ in totals.items()]
         out.sort(key=lambda s: (s.customer, s.bucket, s.group))
         return out
 
@@ -1413,7 +1431,7 @@ SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY event_id ORDER BY
 
         cust_sql = ""
         if customers is not None:
-            cust_sql = f" AND customer IN (SELECT unnest({p(list(customers))}::VARCHAR[]))"
+            cust_sql = " AND " + _in_list("customer", customers)
         js = [j for _, _, j in items]
         names = fam.partial_names(js)
         gcols = [f"g{i}" for i in range(len(fam.group_by))]
@@ -1482,6 +1500,14 @@ def _traced(con: duckdb.DuckDBPyConnection, sql: str,
     acc[1] += cpu() - c0
     acc[2] += 1
     return out
+
+
+def _in_list(column: str, values: Sequence[str]) -> str:
+    """``column IN ('a', 'b')`` with literals, so DuckDB prunes row groups by their
+    min/max (a parameter list behind a subquery would scan every row group)."""
+    if not values:
+        return "false"
+    return f"{column} IN ({', '.join(q(str(v)) for v in values)})"
 
 
 def _dec(v: Any) -> Decimal:
