@@ -232,3 +232,22 @@ def test_lines_api_with_rules(usage_store_duckdb: DuckDBUsageStore) -> None:
     r = s.append_lines([Line(1, line)], rules=EventRules(late=timedelta(days=2)), now=now,
                        checks=PropertyChecks(None))
     assert r.accepted == 0 and "late-event window (2 days)" in r.rejected[0].reason
+
+
+def test_compaction_rewrites_only_the_months_touched(
+        usage_store_duckdb: DuckDBUsageStore) -> None:
+    s = usage_store_duckdb
+    s.sync_meters({"input": INPUT})
+    march = [ev(i, minutes=i * 60, tokens=1) for i in range(30)]
+    april = [Event(f"a{i}", "llm.request", "acme", datetime(2026, 4, 2, tzinfo=UTC)
+                   + timedelta(hours=i), {"tokens": 2, "model": "m"}) for i in range(30)]
+    s.append(march)
+    s.append(april)
+    assert s.compact() == 2
+    assert s.compact() == 0
+    s.append([Event("late", "llm.request", "acme", datetime(2026, 4, 3, tzinfo=UTC),
+                    {"tokens": 5, "model": "m"})])
+    assert s.compact() == 1
+    april_w = Window(datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC))
+    assert s.aggregate(INPUT, window=april_w)["acme"].quantity == 65
+    assert s.aggregate(INPUT, window=MONTH)["acme"].quantity == 30

@@ -441,7 +441,7 @@ def ingest_sources(
                 opened.close()
     compact = getattr(store, "compact", None)
     if compact is not None and report.accepted:
-        compact(merge=True)
+        compact()
     report.seconds = time.perf_counter() - start
     return report
 

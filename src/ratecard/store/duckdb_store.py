@@ -129,6 +129,12 @@ CREATE TABLE IF NOT EXISTS batches (
   duplicates BIGINT NOT NULL,
   rejected BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rollup_dirty (
+  name VARCHAR NOT NULL,
+  grain VARCHAR NOT NULL,
+  month TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (name, grain, month)
+);
 CREATE TABLE IF NOT EXISTS families (
   name VARCHAR PRIMARY KEY,
   spec VARCHAR NOT NULL,
@@ -631,6 +637,7 @@ class DuckDBUsageStore:
                 self._run(f"DROP TABLE IF EXISTS {fam.table(grain)}")
                 self._compacted.pop(fam.table(grain), None)
             self._run("DELETE FROM families WHERE name = ?", [fam.name])
+            self._run("DELETE FROM rollup_dirty WHERE name = ?", [fam.name])
             self._run("COMMIT")
         except BaseException:
             self._run("ROLLBACK")
@@ -660,53 +667,59 @@ class DuckDBUsageStore:
     def families(self) -> list[Family]:
         return list(self._families.values())
 
-    def compact(self, *, merge: bool = True, hourly: bool = False) -> int:
-        """Merge rollup rows of the same key and sort them by customer.
+    def compact(self, *, hourly: bool = False, **_: Any) -> int:
+        """Rewrite the rollup rows of every month appends touched: one row per key,
+        sorted by customer (the hourly rollups too with ``hourly``).
 
-        Appends only add rows (a bulk ingest leaves one partial row per batch and key);
-        this rewrites the daily rollups compactly (and the hourly ones with ``hourly``).
-        ``merge=False`` only sorts the daily rollup by customer (cheap; what appends do
-        by themselves as it grows). Returns the number of tables rewritten.
+        Appends only add rows (a bulk ingest leaves a partial row per batch and key);
+        compaction merges them, month by month, so its cost follows the new data, not
+        the history. Returns the number of months rewritten.
         """
         self._writable()
         done = 0
         with self._lock:
             for fam in list(self._families.values()):
                 for grain in ("day", "hour") if hourly else ("day",):
-                    if self._compact_table(fam, grain, force=True, merge=merge):
-                        done += 1
+                    done += self._compact_table(fam, grain, force=True)
         return done
 
-    def _compact_table(self, fam: Family, grain: str, *, force: bool,
-                       merge: bool = False) -> bool:
-        """Rewrite a rollup table sorted by customer (merging keys when ``merge``).
+    def _compact_table(self, fam: Family, grain: str, *, force: bool) -> int:
+        """Rewrite the dirty months of one rollup table, merged and sorted by customer.
 
-        Without ``force`` only the daily table is sorted, once the rows appended since
-        the last rewrite outnumber the rows it had (so the total work stays linear).
+        Without ``force`` only the daily table is compacted, once the rows appended since
+        its last compaction outnumber the rows it had then (so total work stays linear).
         """
         t = fam.table(grain)
         total = self._scalar(f"SELECT count(*) FROM {t}")
         base = self._compacted.get(t, 0)
-        tail = total - base
-        if not force and (grain != "day" or tail < max(COMPACT_MIN_ROWS, base)):
-            return False
-        if tail <= 0 and not merge:
-            return False
-        gcols = ", ".join(["customer", "bucket", *[f"g{i}" for i in range(len(fam.group_by))]])
-        body = fam.compact_sql(t) if merge else f"SELECT * FROM {t} ORDER BY {gcols}"
+        if not force and (grain != "day" or total - base < max(COMPACT_MIN_ROWS, base)):
+            return 0
+        months = [r[0] for r in self._run(
+            "SELECT month FROM rollup_dirty WHERE name = ? AND grain = ? ORDER BY month",
+            [fam.name, grain])]
+        if not months:
+            return 0
+        keys = ", ".join(["customer", "bucket", *[f"g{i}" for i in range(len(fam.group_by))]])
         self._run("BEGIN")
         try:
-            self._run(f"CREATE TABLE {t}__new AS {body}")
-            self._run(f"DROP TABLE {t}")
-            self._run(f"ALTER TABLE {t}__new RENAME TO {t}")
+            for month in months:
+                nxt = _next_month(month)
+                rows = f"(SELECT * FROM {t} WHERE bucket >= $1 AND bucket < $2)"
+                self._run(f"CREATE OR REPLACE TEMP TABLE rc_month AS {fam.compact_sql(rows)}",
+                          [month, nxt])
+                self._run(f"DELETE FROM {t} WHERE bucket >= $1 AND bucket < $2", [month, nxt])
+                self._run(f"INSERT INTO {t} SELECT * FROM rc_month ORDER BY {keys}")
+            self._run("DROP TABLE IF EXISTS rc_month")
+            self._run("DELETE FROM rollup_dirty WHERE name = ? AND grain = ?", [fam.name, grain])
             n = self._scalar(f"SELECT count(*) FROM {t}")
             self._run(f"UPDATE families SET compacted_{grain} = ? WHERE name = ?", [n, fam.name])
             self._run("COMMIT")
         except BaseException:
-            self._run("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):
+                self._run("ROLLBACK")
             raise
         self._compacted[t] = n
-        return True
+        return len(months)
 
     def _find(self, meter: Meter, group_by: Sequence[str]) -> tuple[Family, int, list[int]] | None:
         if meter.aggregation == "unique_count":
@@ -1001,6 +1014,9 @@ SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY event_id ORDER BY
                     self._run(f"INSERT INTO {fam.table('hour')} SELECT * FROM rc_hour")
                     self._run(f"INSERT INTO {fam.table('day')} "
                               + fam.compact_sql("rc_hour", grain="day", order=False))
+                    self._run("INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT ?, g.grain, "
+                              "date_trunc('month', bucket) FROM rc_hour, "
+                              "(VALUES ('hour'), ('day')) g(grain)", [fam.name])
             self._run("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
                       [batch, source, now, new_n, valid_n - new_n, len(rejected)])
             self._run("COMMIT")
@@ -1500,6 +1516,11 @@ def _traced(con: duckdb.DuckDBPyConnection, sql: str,
     acc[1] += cpu() - c0
     acc[2] += 1
     return out
+
+
+def _next_month(dt: datetime) -> datetime:
+    dt = dt.astimezone(UTC)
+    return dt.replace(year=dt.year + dt.month // 12, month=dt.month % 12 + 1)
 
 
 def _in_list(column: str, values: Sequence[str]) -> str:
