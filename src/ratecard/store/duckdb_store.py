@@ -1014,9 +1014,10 @@ SELECT line FROM (SELECT line, row_number() OVER (PARTITION BY event_id ORDER BY
                     self._run(f"INSERT INTO {fam.table('hour')} SELECT * FROM rc_hour")
                     self._run(f"INSERT INTO {fam.table('day')} "
                               + fam.compact_sql("rc_hour", grain="day", order=False))
-                    self._run("INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT ?, g.grain, "
-                              "date_trunc('month', bucket) FROM rc_hour, "
-                              "(VALUES ('hour'), ('day')) g(grain)", [fam.name])
+                    self._run("INSERT OR IGNORE INTO rollup_dirty SELECT ?, g.grain, m.month "
+                              "FROM (SELECT DISTINCT date_trunc('month', bucket) AS month "
+                              "FROM rc_hour) m, (VALUES ('hour'), ('day')) g(grain)",
+                              [fam.name])
             self._run("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
                       [batch, source, now, new_n, valid_n - new_n, len(rejected)])
             self._run("COMMIT")
