@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ratecard.clock import Window
-from ratecard.costs import ModelPrice, PriceBook, Unpriced, cost_of_request
+from ratecard.costs import LongContextTier, ModelPrice, PriceBook, Unpriced, cost_of_request
 from ratecard.costs.model import NO_MODEL
 from ratecard.costs.usage import usage_from_properties
 from ratecard.errors import InvalidInput
@@ -39,7 +39,7 @@ MARCH = Window(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC
 def new_db() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("CREATE TABLE events (event_id VARCHAR, type VARCHAR, customer VARCHAR, "
-                "ts TIMESTAMPTZ, properties VARCHAR)")
+                "ts TIMESTAMPTZ, properties VARCHAR, batch BIGINT DEFAULT 0)")
     con.execute("CREATE TABLE voids (event_id VARCHAR)")
     return con
 
@@ -54,9 +54,9 @@ def dumps(props: dict[str, Any]) -> str:
 
 
 def insert(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, datetime, str]],
-           type_: str = "llm.request") -> None:
-    con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-                    [[eid, type_, c, ts, text] for eid, c, ts, text in rows])
+           type_: str = "llm.request", batch: int = 0) -> None:
+    con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                    [[eid, type_, c, ts, text, batch] for eid, c, ts, text in rows])
 
 
 def expected(rows: list[tuple[str, str, datetime, str]], byok: set[str] = frozenset()  # type: ignore[assignment]
@@ -310,3 +310,75 @@ def test_a_coarser_grain_gives_the_same_totals() -> None:
     assert coarse.kinds == fine.kinds and sum(fine.kinds.values()) == fine.cost
     with pytest.raises(InvalidInput, match="grain"):
         cost_events(con.cursor(), BOOK, MARCH, grain=("model",))
+
+
+# --------------------------------------------------------------------------- the day rollup
+
+ROLL_BOOK = PriceBook.build([
+    *[p for p in BOOK.all_prices() if p.model != "m"],
+    # a price change in the middle of a day
+    ModelPrice(model="m", rates=rates(input="1", output="2"),
+               valid_to=datetime(2026, 3, 15, 13, 30, tzinfo=UTC)),
+    ModelPrice(model="m", rates=rates(input="0.5", output="1"),
+               valid_from=datetime(2026, 3, 15, 13, 30, tzinfo=UTC)),
+])
+roll_times = st.builds(lambda d, m: datetime(2026, 2, 27, tzinfo=UTC) + timedelta(
+    days=d, minutes=m), st.integers(0, 34), st.integers(0, 1439))
+
+
+def summary(r: Any) -> tuple[Any, ...]:
+    rows = sorted((x.customer, x.plan, x.model, x.requests, x.tokens, x.cost, x.byok_cost)
+                  for x in r.rows)
+    unpriced = sorted((u.model, u.reason, u.events, u.customers) for u in r.unpriced)
+    return rows, unpriced, r.events
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["acme", "beta", "own-key"]), roll_times,
+                                   event_props()), min_size=1, max_size=25),
+                min_size=1, max_size=3),
+       st.lists(st.integers(0, 80), max_size=6),
+       st.sampled_from([MARCH, Window(datetime(2026, 3, 3, 17, tzinfo=UTC),
+                                      datetime(2026, 3, 29, 6, 15, tzinfo=UTC))]))
+def test_the_day_rollup_gives_exactly_what_reading_every_event_gives(
+        batches: list[list[tuple[str, datetime, dict[str, Any]]]], voids: list[int],
+        window: Window) -> None:
+    import tempfile
+    from pathlib import Path
+
+    spans = [PlanSpan("acme", "lite", None, datetime(2026, 3, 9, 10, tzinfo=UTC)),
+             PlanSpan("acme", "pro", datetime(2026, 3, 9, 10, tzinfo=UTC), None),
+             PlanSpan("beta", "pro", datetime(2026, 3, 2, tzinfo=UTC), None)]
+    con = new_db()
+    with tempfile.TemporaryDirectory() as tmp:
+        roll = Path(tmp) / "usage.costs.duckdb"
+        n = 0
+        for b, events in enumerate(batches):
+            insert(con, [(f"e{n + i}", c, at, dumps(p)) for i, (c, at, p) in
+                         enumerate(events)], batch=b)
+            n += len(events)
+            for v in voids[b::len(batches)]:
+                con.execute("INSERT INTO voids VALUES (?)", [f"e{v}"])
+            kw: dict[str, Any] = {"byok": ["own-key"], "spans": spans}
+            direct = cost_events(con.cursor(), ROLL_BOOK, window, **kw)
+            rolled = cost_events(con.cursor(), ROLL_BOOK, window, rollup=roll, **kw)
+            assert rolled.rollup is not None
+            assert summary(rolled) == summary(direct)
+
+
+def test_a_new_price_book_with_other_thresholds_rebuilds_the_rollup(tmp_path: Any) -> None:
+    con = new_db()
+    t = datetime(2026, 3, 2, tzinfo=UTC)
+    insert(con, [("e1", "a", t, dumps({"model": "claude-x", "input_tokens": 250_000}))])
+    roll = tmp_path / "usage.costs.duckdb"
+    first = cost_events(con.cursor(), BOOK, MARCH, rollup=roll)
+    again = cost_events(con.cursor(), BOOK, MARCH, rollup=roll)
+    assert first.rollup == {"rebuilt": 1, "new_rows": 1, "voided": 0}
+    assert again.rollup == {"rebuilt": 0, "new_rows": 0, "voided": 0}
+    assert first.cost == again.cost == Decimal("1.5")  # 250,000 × $6/M (above 200k)
+    cheaper = PriceBook.build([ModelPrice(model="claude-x", rates=rates(input="3", output="15"),
+                                          long_context=(LongContextTier(
+                                              300_000, rates(input="9")),))])
+    other = cost_events(con.cursor(), cheaper, MARCH, rollup=roll)
+    assert other.rollup is not None and other.rollup["rebuilt"] == 1
+    assert other.cost == Decimal("0.75")  # 250,000 × $3/M: below the new threshold

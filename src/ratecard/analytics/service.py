@@ -30,6 +30,7 @@ from ratecard.costs.model import PriceBook
 from ratecard.costs.service import effective_book
 from ratecard.errors import InvalidInput, NotFound
 from ratecard.money import ZERO
+from ratecard.store.duckdb_cost_rollup import rollup_path
 from ratecard.store.duckdb_costs import GRAIN, PlanSpan, UsageCosts, cost_events
 from ratecard.workspace import Workspace
 
@@ -69,14 +70,21 @@ def open_store(ws: Workspace) -> Any | None:
 
 
 def usage_costs(store: Any, book: PriceBook, window: Window, *, byok: Sequence[str] = (),
-                spans: Sequence[PlanSpan] = (), grain: Sequence[str] = GRAIN) -> UsageCosts:
-    """Cost the ``llm.request`` events of ``store`` in ``window`` (DuckDB stores)."""
+                spans: Sequence[PlanSpan] = (), grain: Sequence[str] = GRAIN,
+                rollup: bool = True) -> UsageCosts:
+    """Cost the ``llm.request`` events of ``store`` in ``window`` (DuckDB stores).
+
+    Whole days come from the day rollup kept beside a file store (``rollup=False``
+    reads every event).
+    """
     con = getattr(store, "con", None)
     if con is None or not hasattr(con, "cursor"):
         raise InvalidInput("costing usage needs the DuckDB usage store (duckdb:/// URL)")
+    path = rollup_path(str(getattr(store, "url", ""))) if rollup else None
     cur = con.cursor()
     try:
-        return cost_events(cur, book, window, byok=byok, spans=spans, grain=grain)
+        return cost_events(cur, book, window, byok=byok, spans=spans, grain=grain,
+                           rollup=path)
     finally:
         cur.close()
 
@@ -108,8 +116,13 @@ def margins(
     tasks: str | None = None,
     resolutions: str | None = None,
     members: str | None = None,
+    store: Any | None = None,
 ) -> MarginReport:
-    """The margin report of ``ws`` over ``window`` grouped ``by`` one dimension."""
+    """The margin report of ``ws`` over ``window`` grouped ``by`` one dimension.
+
+    ``store`` is an open usage store to read (a server passes the one it holds);
+    without it the workspace's store is opened read only for the report.
+    """
     check_dimension(by)
     from ratecard.analytics.repository import byok_customers, plan_spans, revenue_facts
     from ratecard.billing.catalogs import current_catalog
@@ -123,7 +136,9 @@ def margins(
     if book is None:
         book = effective_book(ws, cat.costs if cat is not None else None)
     notes: list[str] = []
-    store = open_store(ws)
+    own = store is None
+    if own:
+        store = open_store(ws)
     try:
         if store is None:
             usage = UsageCosts(window=window, rows=[], unpriced=[])
@@ -150,7 +165,7 @@ def margins(
         activity = _activity(store, cat, window, plan_of, usage, notes, tasks=tasks,
                              resolutions=resolutions, members=members)
     finally:
-        if store is not None:
+        if own and store is not None:
             with suppress(Exception):
                 store.close()
     if byok:

@@ -38,6 +38,7 @@ from ratecard.clock import Window
 from ratecard.costs.model import PriceBook
 from ratecard.metering.model import GroupKey, MeterUsage, UsageSnapshot
 from ratecard.money import ZERO
+from ratecard.store.duckdb_cost_rollup import rollup_path
 from ratecard.store.duckdb_costs import EVENT_TYPE, CostRow, cost_events
 
 ALL_KINDS = ("input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning",
@@ -101,7 +102,8 @@ class CostedUsage:
         cur = self.store.con.cursor()
         try:
             costs = cost_events(cur, self.book, window, customers=sorted(snaps),
-                                grain=("customer", "model"), by_kind=True)
+                                grain=("customer", "model"), by_kind=True,
+                                rollup=rollup_path(str(getattr(self.store, "url", ""))))
         finally:
             cur.close()
         by_customer: dict[str, list[CostRow]] = {}

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -243,6 +244,7 @@ class UsageCosts:
     python_events: int = 0  # events normalised by the Python path (doubtful JSON)
     kinds: dict[str, Decimal] = field(default_factory=dict)  # cost per token kind, all rows
     unpriced_customers: set[str] = field(default_factory=set)
+    rollup: dict[str, int] | None = None  # what refreshing the day rollup did, when used
 
     @property
     def unpriced_events(self) -> int:
@@ -301,9 +303,9 @@ def _rates_table(rows: list[RateRow]) -> pa.Table:
     return pa.table(cols)
 
 
-def _group_sql(events: str, voids: str | None, customers: bool) -> str:
-    not_voided = f"AND e.event_id NOT IN (SELECT event_id FROM {voids})" if voids else ""
-    only = "AND e.customer IN (SELECT customer FROM rc_customers)" if customers else ""
+def _checked_sql(source: str) -> str:
+    """``WITH ...`` ending in ``checked``: each event of ``source`` (a SELECT of
+    ``event_id, customer, ts, properties``) with its buckets, ``ok`` and ``prompt``."""
     usage_keys = sorted(set(_USAGE_COUNTS) | set(_DETAILS))
     details = ",\n".join(
         f"CASE WHEN y.\"{o}\" IS NOT NULL AND starts_with(y.\"{o}\", '{{') "
@@ -315,12 +317,11 @@ def _group_sql(events: str, voids: str | None, customers: bool) -> str:
         f'AND TRY_CAST(x."{k}" AS UBIGINT)::VARCHAR = x."{k}")) AS g_{k}'
         for k in _TOP_COUNTS)
     return f"""
-    CREATE OR REPLACE TEMP TABLE rc_groups AS
     WITH src AS (
-      SELECT e.customer, e.ts, e.properties AS p, contains(e.properties, 'null') AS has_null,
+      SELECT e.event_id, e.customer, e.ts, e.properties AS p,
+             contains(e.properties, 'null') AS has_null,
              json_transform(e.properties, {_schema(_TOP_KEYS)}) AS x
-      FROM {events} e
-      WHERE e.type = '{EVENT_TYPE}' AND e.ts >= $start AND e.ts < $end {not_voided} {only}
+      FROM ({source}) e
     ),
     typed AS (
       SELECT *, {top_typed} FROM src
@@ -335,8 +336,9 @@ def _group_sql(events: str, voids: str | None, customers: bool) -> str:
       SELECT *, {details}, {_shape_sql()} AS u_shape FROM src2
     ),
     norm AS (
-      SELECT customer, ts, p, x.model ->> '$' AS model, x.provider ->> '$' AS provider,
-             x.region ->> '$' AS region, COALESCE(x.batch = 'true', false) AS batch,
+      SELECT event_id, customer, ts, p, x.model ->> '$' AS model,
+             x.provider ->> '$' AS provider, x.region ->> '$' AS region,
+             COALESCE(x.batch = 'true', false) AS batch,
              {_normalise_sql()}
       FROM src3
     ),
@@ -345,7 +347,27 @@ def _group_sql(events: str, voids: str | None, customers: bool) -> str:
                 AND cache_write_1h >= 0 AND reasoning <= output, false) AS ok,
              input + cache_read + cache_write + cache_write_1h AS prompt
       FROM norm
-    )
+    )"""
+
+
+def events_source(events: str, voids: str | None, *, customers: bool = False,
+                  extra: str = "") -> str:
+    """The ``llm.request`` events of the window (``$start``/``$end``), voided ones left out."""
+    not_voided = f"AND e.event_id NOT IN (SELECT event_id FROM {voids})" if voids else ""
+    only = "AND e.customer IN (SELECT customer FROM rc_customers)" if customers else ""
+    return (f"SELECT e.event_id, e.customer, e.ts, e.properties FROM {events} e "
+            f"WHERE e.type = '{EVENT_TYPE}' AND e.ts >= $start AND e.ts < $end "
+            f"{not_voided} {only} {extra}")
+
+
+GROUP_COLUMNS = ("customer, plan, model, provider, region, batch, ok, seg, bucket, raw, raw_ts, "
+                 "n, input, cache_read, cache_write, cache_write_1h, output, reasoning, "
+                 "first_at, last_at")
+
+
+def _grouped_sql(source: str) -> str:
+    """Events of ``source`` grouped by price combination and plan (the ``rc_groups`` shape)."""
+    return _checked_sql(source) + """
     SELECT c.customer, sp.plan, c.model, c.provider, c.region, c.batch, c.ok,
            s.seg, CASE WHEN s.seg IS NULL OR NOT c.ok OR len(s.th) = 0 THEN 0
                        ELSE len(list_filter(s.th, lambda t: c.prompt > t)) END AS bucket,
@@ -368,6 +390,11 @@ def _group_sql(events: str, voids: str | None, customers: bool) -> str:
          AND c.ts < COALESCE(sp.t1, 'infinity'::TIMESTAMPTZ)
     GROUP BY ALL
     """
+
+
+def _group_sql(events: str, voids: str | None, customers: bool) -> str:
+    return ("CREATE OR REPLACE TEMP TABLE rc_groups AS "
+            + _grouped_sql(events_source(events, voids, customers=customers)))
 
 
 _COST_KINDS = (("input", "input"), ("cache_read", "cache_read"), ("cache_write", "cache_write"),
@@ -410,6 +437,7 @@ def cost_events(
     customers: Sequence[str] | None = None,
     grain: Sequence[str] = GRAIN,
     by_kind: bool = False,
+    rollup: Path | None = None,
 ) -> UsageCosts:
     """Cost every ``llm.request`` event of ``window`` in ``events`` (see the module docs).
 
@@ -418,7 +446,10 @@ def cost_events(
     ``ts`` (TIMESTAMPTZ) and ``properties`` (JSON text) columns. ``grain`` says which
     of customer, plan and model the rows are split by (``customer`` always is); a
     coarser grain returns fewer rows, the totals are the same. ``by_kind`` adds each
-    row's cost per token kind (``input``, ..., ``request``).
+    row's cost per token kind (``input``, ..., ``request``). ``rollup`` names the day
+    rollup file of :mod:`ratecard.store.duckdb_cost_rollup` to read whole days from
+    (brought up to date first); without it, or when another process holds it, every
+    event of the window is read.
     """
     if "customer" not in grain or set(grain) - set(GRAIN):
         raise InvalidInput(f"grain must include customer and may add plan and model: {grain}")
@@ -437,8 +468,12 @@ def cost_events(
     if customers is not None:
         con.execute("CREATE OR REPLACE TEMP TABLE rc_customers AS "
                     "SELECT unnest(?::VARCHAR[]) AS customer", [list(customers)])
-    con.execute(_group_sql(events, voids, customers is not None),
-                {"start": window.start, "end": window.end})
+    result = UsageCosts(window=window, rows=[], unpriced=[])
+    if not (rollup is not None and voids is not None
+            and _from_rollup(con, rollup, book, window, list(spans), segs, events, voids,
+                             customers is not None, result)):
+        con.execute(_group_sql(events, voids, customers is not None),
+                    {"start": window.start, "end": window.end})
     seg_by_key = {(s.model, s.seg): s for s in segs}
 
     # prices of each distinct combination, by the single-request rules
@@ -451,7 +486,6 @@ def cost_events(
     con.execute("CREATE OR REPLACE TEMP TABLE rc_rates AS SELECT * FROM rc_rates_src")
     con.unregister("rc_rates_src")
 
-    result = UsageCosts(window=window, rows=[], unpriced=[])
     unpriced: dict[tuple[str, str], list[Any]] = {}
     rows: dict[tuple[str, str | None, str | None], list[Any]] = {}
     kinds: dict[str, Decimal] = {}
@@ -524,6 +558,25 @@ def cost_events(
 def _key(grain: Sequence[str], customer: str, plan: str | None, model: str | None
          ) -> tuple[str, str | None, str | None]:
     return (customer, plan if "plan" in grain else None, model if "model" in grain else None)
+
+
+def _from_rollup(con: duckdb.DuckDBPyConnection, path: Path, book: PriceBook,
+                 window: Window, spans: list[PlanSpan], segs: list[Segment], events: str,
+                 voids: str, customers: bool, result: UsageCosts) -> bool:
+    """Build ``rc_groups`` through the day rollup; ``False`` when it cannot be used."""
+    from ratecard.store import duckdb_cost_rollup as roll
+
+    bounds = sorted({t for s in segs for t in (s.start, s.end) if t is not None})
+    with roll.lock():
+        if not roll.attach(con, path):
+            return False
+        try:
+            result.rollup = roll.refresh(con, book, events=events, voids=voids)
+            roll.build_groups(con, book, window, spans, bounds, events=events, voids=voids,
+                              customers=customers)
+        finally:
+            roll.detach(con)
+    return True
 
 
 def _new_acc() -> list[Any]:
