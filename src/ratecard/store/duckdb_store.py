@@ -17,9 +17,10 @@ Tables (one DuckDB file, ``usage.duckdb`` in the workspace):
     partial aggregates of its meters (sums, maxima, the newest value with its time and
     id, event counts, and a count of unreadable values). Every append adds the rollup
     rows of its new events in the same transaction; a void recomputes the buckets of
-    its event from the raw events; so rollups never drift from the raw events. Rows
-    are merged and sorted by customer (compaction) as they accumulate, which keeps a
-    customer's month a few index-pruned row groups away.
+    its event from the raw events; so rollups never drift from the raw events.
+    Compaction rewrites the months appends touched (``rollup_dirty``), merged and
+    sorted by customer, which keeps a customer's month a few row groups away (pruned
+    by their min/max) and costs in proportion to new data.
 
 Aggregation splits a window into whole days and whole hours read from the rollups
 and partial hours at the edges read from the raw events, and combines them. Meters
@@ -667,7 +668,7 @@ class DuckDBUsageStore:
     def families(self) -> list[Family]:
         return list(self._families.values())
 
-    def compact(self, *, hourly: bool = False, **_: Any) -> int:
+    def compact(self, *, hourly: bool = False) -> int:
         """Rewrite the rollup rows of every month appends touched: one row per key,
         sorted by customer (the hourly rollups too with ``hourly``).
 

@@ -16,6 +16,12 @@ Semantics every backend keeps:
 * **Aggregates agree exactly with** :func:`ratecard.metering.meters.aggregate` over
   the same (non-voided) events, whatever the backend computes them from.
 * Windows are half-open ``[start, end)``; quantities are exact Decimals.
+
+Optional capabilities (callers look for them with ``getattr``): ``append_arrow(table,
+...)`` takes a batch as an Arrow table of ``line``/``raw`` (the bulk ingest and the API
+use it when present, else ``append_lines``); ``compact()`` tidies storage after a bulk
+ingest; ``usage_table(meters, window=, customers=)`` returns many meters' quantities per
+customer and group as one Arrow table.
 """
 
 from __future__ import annotations
