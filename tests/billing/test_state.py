@@ -72,3 +72,19 @@ def test_naive_datetime_is_refused(state_url: str) -> None:
                           metadata_={}, byok=False, created_at=datetime(2026, 1, 1)))
         s.flush()
     assert datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_two_processes_migrating_a_fresh_database_at_once(empty_state_url: str) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from ratecard.store import state; state.migrate(sys.argv[1]); "
+            "print('ok')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, empty_state_url],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert out.strip() == "ok"
+    assert state.schema_is_current(empty_state_url)

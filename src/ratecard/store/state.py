@@ -40,6 +40,7 @@ _factories: dict[str, sessionmaker[Session]] = {}
 _migrated: set[str] = set()
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+MIGRATION_LOCK = 7_261_001  # PostgreSQL advisory lock key held while migrating
 
 
 def url_of(target: Workspace | str) -> str:
@@ -136,6 +137,9 @@ def migrate(url: str) -> None:
     cfg = alembic_config(url)
     try:
         with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # one migrating process at a time; the next finds the schema current
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
     except OperationalError as e:
