@@ -406,7 +406,7 @@ def ingest_sources(
             else:
                 batches = read_parquet(stream if source == "-" else source)
             lines = 0
-            for batch in batches:
+            for batch in _prefetch(batches):
                 raw_by_line: dict[int, str] | None = None
                 result = AppendResult(rejected=list(batch.bad))
                 if batch.table.num_rows:
@@ -444,6 +444,44 @@ def ingest_sources(
         compact()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _prefetch(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """Read and split the next batch in a thread while the store works on this one."""
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for b in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(("batch", b), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("done", None))
+        except BaseException as e:  # handed to the consumer
+            q.put(("error", e))
+
+    t = threading.Thread(target=produce, name="ratecard-ingest-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
 
 
 def _append(store: UsageStore, table: pa.Table, checks: PropertyChecks | None,
